@@ -1,0 +1,215 @@
+"""Start, watch and stop one ``vllm serve`` process (the CPU or GPU build) for one model.
+
+The argv is built from a typed spec, never from code constants; readiness is ``/health`` polled
+to a deadline while the process is watched, so a crash fails fast with its last log lines; stop
+terminates the whole process group, waits, then kills.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import deque
+from pathlib import Path
+from typing import IO
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field
+
+from client.errors import BackendStartError
+
+__all__ = ["VllmBackend", "VllmProcess", "free_port", "tiny_cpu_backends"]
+
+log = logging.getLogger(__name__)
+
+
+class VllmBackend(BaseModel):
+    """One model served by one ``vllm serve`` process."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(description="id clients send as `model` (vLLM's --served-model-name)")
+    model: Path = Field(description="model folder (absolute; no hub downloads here)")
+    dtype: str = Field("auto", description="vLLM --dtype: auto, float32, bfloat16, float16")
+    max_model_len: int = Field(2048, gt=0, description="vLLM --max-model-len")
+    max_num_seqs: int = Field(16, gt=0, description="vLLM --max-num-seqs (batch size)")
+    enforce_eager: bool = Field(True, description="vLLM --enforce-eager (no CUDA graphs)")
+    limit_mm_per_prompt: str | None = Field(
+        None, description='vLLM --limit-mm-per-prompt, e.g. {"image": 1}'
+    )
+    extra_args: tuple[str, ...] = Field((), description="further vLLM arguments, verbatim")
+    env: dict[str, str] = Field(
+        default_factory=dict,
+        description="environment for the process (e.g. VLLM_CPU_KVCACHE_SPACE)",
+    )
+
+    def argv(self, host: str, port: int, python: str | None = None) -> list[str]:
+        """The command line that serves this model on ``host:port``."""
+        argv = [
+            python or sys.executable,
+            "-m",
+            "vllm.entrypoints.openai.api_server",
+            "--model",
+            str(self.model),
+            "--served-model-name",
+            self.name,
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "--dtype",
+            self.dtype,
+            "--max-model-len",
+            str(self.max_model_len),
+            "--max-num-seqs",
+            str(self.max_num_seqs),
+        ]
+        if self.enforce_eager:
+            argv.append("--enforce-eager")
+        if self.limit_mm_per_prompt:
+            argv += ["--limit-mm-per-prompt", self.limit_mm_per_prompt]
+        return argv + list(self.extra_args)
+
+
+def tiny_cpu_backends() -> list[VllmBackend]:
+    """The committed tiny Mllama and LLaVA-NeXT-Video stand-ins on the CPU vLLM build."""
+    from converters.tiny.common import ARTIFACTS
+
+    cpu_env = {"VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    return [
+        VllmBackend(
+            name="tiny-mllama",
+            model=ARTIFACTS / "mllama",
+            dtype="float32",
+            limit_mm_per_prompt='{"image": 1}',
+            env=cpu_env,
+        ),
+        VllmBackend(
+            name="tiny-llava-next-video",
+            model=ARTIFACTS / "llava-next-video",
+            dtype="float32",
+            limit_mm_per_prompt='{"video": 1}',
+            env=cpu_env,
+        ),
+    ]
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that was free on ``host`` a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class VllmProcess:
+    """A running ``vllm serve``: ``start()``, ``wait_ready()``, ``stop()``; a context manager."""
+
+    def __init__(
+        self,
+        backend: VllmBackend,
+        *,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        log_file: Path | None = None,
+        python: str | None = None,
+    ) -> None:
+        self.backend = backend
+        self.host = host
+        self.port = port or free_port(host)
+        self.log_file = log_file
+        self.python = python
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        """The OpenAI-compatible base URL, ending in ``/v1``."""
+        return f"http://{self.host}:{self.port}/v1"
+
+    def start(self) -> None:
+        """Launch the process in its own process group (so stop() reaches its workers too)."""
+        if not self.backend.model.is_dir():
+            raise BackendStartError(
+                f"{self.backend.name}: model folder {self.backend.model} does not exist; "
+                "build the tiny models with 'babelcap tiny build' or point the profile at a model"
+            )
+        argv = self.backend.argv(self.host, self.port, self.python)
+        log.info("starting %s on %s: %s", self.backend.name, self.base_url, " ".join(argv))
+        if self.log_file is not None:
+            self.log_file.parent.mkdir(parents=True, exist_ok=True)
+            self._log = self.log_file.open("wb")
+        self._process = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log or subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **self.backend.env},
+            start_new_session=True,
+        )
+
+    def wait_ready(self, timeout: float = 600.0) -> None:
+        """Poll ``/health`` until it answers 200, the process exits, or ``timeout`` passes."""
+        if self._process is None:
+            raise BackendStartError(f"{self.backend.name}: wait_ready() before start()")
+        deadline = time.monotonic() + timeout
+        health = f"http://{self.host}:{self.port}/health"
+        with httpx.Client(timeout=5.0) as client:
+            while time.monotonic() < deadline:
+                code = self._process.poll()
+                if code is not None:
+                    raise BackendStartError(
+                        f"{self.backend.name}: vllm exited with code {code} before it was ready."
+                        f"\n{self.last_log_lines()}"
+                    )
+                with contextlib.suppress(httpx.HTTPError):
+                    if client.get(health).status_code == 200:
+                        log.info("%s is ready on %s", self.backend.name, self.base_url)
+                        return
+                time.sleep(1.0)
+        raise BackendStartError(
+            f"{self.backend.name}: not ready after {timeout:.0f} s.\n{self.last_log_lines()}"
+        )
+
+    def alive(self) -> bool:
+        """Whether the process is running."""
+        return self._process is not None and self._process.poll() is None
+
+    def last_log_lines(self, count: int = 30) -> str:
+        """The tail of the process log, for error messages."""
+        if self.log_file is None or not self.log_file.exists():
+            return "(no log file)"
+        with self.log_file.open(encoding="utf-8", errors="replace") as handle:
+            return "".join(deque(handle, maxlen=count))
+
+    def stop(self, grace: float = 15.0) -> None:
+        """SIGTERM the process group, wait up to ``grace`` seconds, then SIGKILL it."""
+        process, self._process = self._process, None
+        if process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                log.warning("%s did not stop in %.0f s; killing", self.backend.name, grace)
+            # Workers may outlive the parent: the group is killed either way.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=grace)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def __enter__(self) -> VllmProcess:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
