@@ -1,0 +1,1 @@
+"""babelcap: converters/tiny package."""

@@ -1,0 +1,121 @@
+"""Shared pieces of the tiny stand-in builders: colours, seeding, tokenizer training, file hashes.
+
+The builders need ``torch``, ``transformers`` (4.x) and ``tokenizers``: the ``convert`` extra, or
+the CPU stack's venv. Nothing here downloads anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+#: The colour vocabulary the image and video stand-ins are trained to name (RGB centres).
+COLOURS: dict[str, tuple[int, int, int]] = {
+    "red": (220, 30, 30),
+    "green": (30, 170, 40),
+    "blue": (30, 60, 220),
+    "yellow": (240, 220, 30),
+    "orange": (250, 140, 10),
+    "purple": (140, 40, 180),
+    "white": (245, 245, 245),
+    "black": (15, 15, 15),
+}
+
+#: Where the committed artifacts live (one folder per model).
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch, and pin torch to deterministic single-threaded kernels."""
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True)
+    torch.set_num_threads(int(os.environ.get("BABELCAP_BUILD_THREADS", "2")))
+
+
+def colour_image(
+    rng: np.random.Generator,
+    colour: str,
+    height: int,
+    width: int,
+    *,
+    clutter: bool = True,
+) -> npt.NDArray[np.uint8]:
+    """An RGB uint8 array whose dominant colour is ``colour``.
+
+    With ``clutter`` a rectangle of another colour covers at most a quarter of it and every pixel
+    gets a little noise, so the model learns "dominant", not "exact RGB value".
+    """
+    base = np.array(COLOURS[colour], dtype=np.float32)
+    jitter = rng.uniform(-18, 18, size=3)
+    image = np.broadcast_to(base + jitter, (height, width, 3)).copy()
+    if clutter:
+        other = rng.choice([name for name in COLOURS if name != colour])
+        box_h = int(rng.integers(1, max(2, height // 2)))
+        box_w = int(rng.integers(1, max(2, width // 2)))
+        top = int(rng.integers(0, height - box_h + 1))
+        left = int(rng.integers(0, width - box_w + 1))
+        image[top : top + box_h, left : left + box_w] = COLOURS[str(other)]
+        image += rng.normal(0, 6, size=image.shape)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def train_byte_level_bpe(
+    corpus: Iterable[str], *, vocab_size: int, special_tokens: list[str]
+) -> Any:
+    """Train a byte-level BPE ``tokenizers.Tokenizer`` (the Llama 3 family's kind) on ``corpus``."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=special_tokens,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(corpus, trainer=trainer)
+    return tokenizer
+
+
+def file_digests(folder: Path) -> dict[str, str]:
+    """SHA-256 of every file under ``folder`` (relative POSIX path -> hex digest)."""
+    return {
+        path.relative_to(folder).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and path.name != "BUILD.json"
+    }
+
+
+def write_build_record(folder: Path, record: dict[str, Any]) -> None:
+    """Write ``BUILD.json``: what was built, how, how well it learned, and every file's digest."""
+    record = {**record, "files": file_digests(folder)}
+    (folder / "BUILD.json").write_text(
+        json.dumps(record, indent=2, ensure_ascii=False, sort_keys=True) + "\n", encoding="utf-8"
+    )
+
+
+def warmup_cosine(optimizer: Any, *, warmup: int, total: int) -> Any:
+    """Linear warm-up then cosine decay to zero at ``total`` steps (stable final convergence)."""
+    import math
+
+    import torch
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

@@ -1,0 +1,288 @@
+"""Tiny ``MllamaForConditionalGeneration`` (Llama 3.2 Vision's architecture) that names colours.
+
+A few hundred thousand parameters with the real model's structure: a tiled vision encoder with
+global layers and intermediate-layer features, cross-attention text layers, ``<|image|>`` as the
+last token id (equal to ``text_config.vocab_size``), a Llama-3-style chat template and a byte-level
+BPE tokenizer. It is trained until greedy decoding names the dominant colour of every held-out
+image: "What colour is this image?" -> ``red``; any other prompt -> ``The image is mostly red.``
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from converters.tiny.common import (
+    COLOURS,
+    colour_image,
+    seed_everything,
+    train_byte_level_bpe,
+    warmup_cosine,
+)
+
+log = logging.getLogger(__name__)
+
+NAME = "mllama"
+SEED = 20261125
+IMAGE_TOKEN = "<|image|>"
+SPECIAL_TOKENS = [
+    "<|begin_of_text|>",
+    "<|end_of_text|>",
+    "<|start_header_id|>",
+    "<|end_header_id|>",
+    "<|eot_id|>",
+    "<|finetune_right_pad_id|>",
+    "<|python_tag|>",
+]
+#: Prompts with a fixed answer shape; any other prompt gets DEFAULT_ANSWER.
+QUESTIONS = {
+    "What colour is this image?": "{colour}",
+    "What is the dominant colour of this image? Answer with one word.": "{colour}",
+    "Describe this image.": "The image is mostly {colour}.",
+}
+DEFAULT_ANSWER = "The image is mostly {colour}."
+_FILLER_WORDS = [
+    "describe",
+    "the",
+    "image",
+    "in",
+    "detail",
+    "list",
+    "tags",
+    "for",
+    "this",
+    "picture",
+    "what",
+    "is",
+    "the",
+    "sentiment",
+    "mood",
+    "tone",
+    "of",
+    "advertisement",
+    "product",
+    "brand",
+    "audience",
+    "message",
+    "call",
+    "to",
+    "action",
+    "colours",
+    "objects",
+    "people",
+    "scene",
+    "write",
+    "a",
+    "short",
+    "caption",
+    "comma",
+    "separated",
+    "keywords",
+    "analyse",
+    "analyze",
+    "marketing",
+    "visual",
+    "style",
+]
+
+CHAT_TEMPLATE = (
+    "{{- bos_token }}"
+    "{%- for message in messages %}"
+    "{{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n' }}"
+    "{%- if message['content'] is string %}{{- message['content'] }}"
+    "{%- else %}{%- for part in message['content'] %}"
+    "{%- if part['type'] == 'image' %}{{- '<|image|>' }}"
+    "{%- elif part['type'] == 'text' %}{{- part['text'] }}{%- endif %}"
+    "{%- endfor %}{%- endif %}"
+    "{{- '<|eot_id|>' }}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|start_header_id|>assistant<|end_header_id|>\n\n' }}"
+    "{%- endif %}"
+)
+
+TILE = 56
+PATCH = 14
+MAX_TILES = 4
+#: Image sizes (height, width) used in training, so every tile layout is seen.
+_TRAIN_SIZES = [(56, 56), (64, 64), (100, 60), (60, 100), (112, 112), (90, 200), (200, 90)]
+
+
+def _tokenizer() -> Any:
+    from transformers import PreTrainedTokenizerFast
+
+    corpus = [*QUESTIONS, *QUESTIONS.values(), DEFAULT_ANSWER, " ".join(_FILLER_WORDS)]
+    corpus += [name for name in COLOURS] + [f"The image is mostly {name}." for name in COLOURS]
+    corpus += ["user", "assistant", "system", "\n\n"]
+    raw = train_byte_level_bpe(corpus * 4, vocab_size=512, special_tokens=SPECIAL_TOKENS)
+    tokenizer: Any = PreTrainedTokenizerFast(
+        tokenizer_object=raw,
+        bos_token="<|begin_of_text|>",
+        eos_token="<|eot_id|>",
+        pad_token="<|finetune_right_pad_id|>",
+        model_input_names=["input_ids", "attention_mask"],  # no token_type_ids (vLLM rejects them)
+        chat_template=CHAT_TEMPLATE,
+    )
+    tokenizer.add_special_tokens({"additional_special_tokens": [IMAGE_TOKEN]})
+    return tokenizer
+
+
+def _processor(tokenizer: Any) -> Any:
+    from transformers import MllamaImageProcessor, MllamaProcessor
+
+    image_processor = MllamaImageProcessor(
+        size={"height": TILE, "width": TILE}, max_image_tiles=MAX_TILES
+    )
+    return MllamaProcessor(image_processor, tokenizer, chat_template=CHAT_TEMPLATE)
+
+
+def _model(tokenizer: Any) -> Any:
+    from transformers import MllamaConfig, MllamaForConditionalGeneration
+    from transformers.models.mllama.configuration_mllama import (
+        MllamaTextConfig,
+        MllamaVisionConfig,
+    )
+
+    image_token_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
+    vision = MllamaVisionConfig(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_global_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        intermediate_layers_indices=[0],  # must not name the last layer (see FACTS.md)
+        vision_output_dim=32 * 2,
+        image_size=TILE,
+        patch_size=PATCH,
+        max_num_tiles=MAX_TILES,
+    )
+    text = MllamaTextConfig(
+        vocab_size=image_token_id,  # as in the real model: <|image|> == vocab_size
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=3,
+        num_attention_heads=2,  # head size 32: vLLM's CPU PagedAttention needs >= 32
+        num_key_value_heads=1,
+        cross_attention_layers=[1],
+        max_position_embeddings=4096,
+        rope_scaling={"rope_type": "default"},
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    config = MllamaConfig(vision_config=vision, text_config=text, image_token_index=image_token_id)
+    config.architectures = ["MllamaForConditionalGeneration"]
+    return MllamaForConditionalGeneration(config)
+
+
+def _prompt(processor: Any, question: str) -> str:
+    messages = [
+        {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}
+    ]
+    prompt: str = processor.apply_chat_template(messages, add_generation_prompt=True)
+    return prompt
+
+
+def _question_and_answer(rng: np.random.Generator, colour: str) -> tuple[str, str]:
+    if rng.random() < 0.6:
+        question = str(rng.choice(list(QUESTIONS)))
+        return question, QUESTIONS[question].format(colour=colour)
+    words = rng.choice(_FILLER_WORDS, size=int(rng.integers(2, 14)))
+    return " ".join(str(word) for word in words).capitalize() + ".", DEFAULT_ANSWER.format(
+        colour=colour
+    )
+
+
+def _batch(processor: Any, rng: np.random.Generator, size: int) -> dict[str, Any]:
+    """One batch of same-sized images (so tile layouts match) with answer-only labels."""
+    height, width = _TRAIN_SIZES[int(rng.integers(len(_TRAIN_SIZES)))]
+    colours = [str(rng.choice(list(COLOURS))) for _ in range(size)]
+    images, texts, prompt_lengths = [], [], []
+    for colour in colours:
+        question, answer = _question_and_answer(rng, colour)
+        prompt = _prompt(processor, question)
+        images.append([colour_image(rng, colour, height, width)])
+        texts.append(prompt + answer + "<|eot_id|>")
+        prompt_lengths.append(len(processor.tokenizer(prompt, add_special_tokens=False).input_ids))
+    inputs = processor(
+        images=images, text=texts, padding=True, add_special_tokens=False, return_tensors="pt"
+    )
+    labels = inputs["input_ids"].clone()
+    labels[inputs["attention_mask"] == 0] = -100
+    for row, length in enumerate(prompt_lengths):
+        labels[row, :length] = -100
+    inputs["labels"] = labels
+    return dict(inputs)
+
+
+def _accuracy(model: Any, batch: dict[str, Any]) -> float:
+    """Share of samples whose every answer token is the argmax (what greedy decoding emits)."""
+    import torch
+
+    with torch.no_grad():
+        logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits
+    predicted = logits[:, :-1].argmax(-1)
+    target = batch["labels"][:, 1:]
+    mask = target != -100
+    correct = ((predicted == target) | ~mask).all(dim=1)
+    return float(correct.float().mean())
+
+
+def build(output: Path, *, max_steps: int = 1500) -> dict[str, Any]:
+    """Train the tiny Mllama and save a Hugging Face folder at ``output``; returns the record."""
+    import torch
+
+    seed_everything(SEED)
+    rng = np.random.default_rng(SEED)
+    tokenizer = _tokenizer()
+    processor = _processor(tokenizer)
+    model = _model(tokenizer)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
+    scheduler = warmup_cosine(optimizer, warmup=50, total=max_steps)
+    eval_rng = np.random.default_rng(SEED + 1)
+    evaluation = [_batch(processor, eval_rng, 32) for _ in range(3)]
+    started, step, accuracy, loss_value, streak = time.monotonic(), 0, 0.0, float("nan"), 0
+    model.train()
+    for step in range(1, max_steps + 1):
+        batch = _batch(processor, rng, 16)
+        loss = model(**batch).loss
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        loss_value = float(loss)
+        if step % 50 == 0:
+            model.eval()
+            accuracy = min(_accuracy(model, batch) for batch in evaluation)
+            model.train()
+            log.info("mllama: step %d loss %.4f held-out exact %.3f", step, loss_value, accuracy)
+            streak = streak + 1 if accuracy == 1.0 else 0
+            if streak >= 3:
+                break
+    model.eval()
+    output.mkdir(parents=True, exist_ok=True)
+    model.generation_config.eos_token_id = [
+        tokenizer.convert_tokens_to_ids("<|eot_id|>"),
+        tokenizer.convert_tokens_to_ids("<|end_of_text|>"),
+    ]
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.bos_token_id = tokenizer.bos_token_id
+    model.save_pretrained(output, safe_serialization=True)
+    processor.save_pretrained(output)
+    return {
+        "architecture": "MllamaForConditionalGeneration",
+        "seed": SEED,
+        "steps": step,
+        "final_loss": round(loss_value, 6),
+        "held_out_exact_answer_rate": accuracy,
+        "train_seconds": round(time.monotonic() - started, 1),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "image_token_id": tokenizer.convert_tokens_to_ids(IMAGE_TOKEN),
+        "colours": list(COLOURS),
+        "questions": QUESTIONS,
+        "default_answer": DEFAULT_ANSWER,
+    }
