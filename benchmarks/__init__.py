@@ -1,0 +1,1 @@
+"""babelcap: benchmarks package."""

@@ -1,0 +1,1 @@
+"""babelcap: prompts package."""
