@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from server.vllm_process import VllmProcess, tiny_cpu_backends
+
+# Tests never reach a model hub: a missing model must fail at once, not after network time-outs.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
 @pytest.fixture(scope="session")
