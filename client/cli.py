@@ -9,6 +9,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from client.errors import BabelcapError
+
 __all__ = ["main"]
 
 _Handler = Callable[[argparse.Namespace], int]
@@ -35,6 +37,67 @@ def _tiny_check(args: argparse.Namespace) -> int:
     from converters.tiny.build import check_models
 
     return check_models(args.only)
+
+
+def _convert_nllb(args: argparse.Namespace) -> int:
+    from converters.nllb import convert_nllb
+
+    manifest = convert_nllb(
+        args.model, Path(args.output), quantization=args.quantization, force=args.force
+    )
+    probe = manifest["probe"]
+    sys.stdout.write(
+        f"converted {args.model} -> {args.output} ({args.quantization}); "
+        f"probe: {probe['eng_Latn']!r} -> {probe['fra_Latn']!r}\n"
+    )
+    return 0
+
+
+def _read_text(value: str) -> str:
+    return sys.stdin.read() if value == "-" else value
+
+
+def _translate(args: argparse.Namespace) -> int:
+    import json
+
+    text = _read_text(args.text)
+    targets = [code.strip() for code in args.to.split(",") if code.strip()]
+    if args.model:
+        import asyncio
+
+        from server.translation import TranslationEngine, TranslationSettings
+
+        async def run() -> dict[str, list[str]]:
+            engine = TranslationEngine(TranslationSettings(model=Path(args.model)))
+            try:
+                return (await engine.translate([text], targets, args.source)).texts
+            finally:
+                await engine.aclose()
+
+        outputs = asyncio.run(run())
+    else:
+        from client.translate import translate_remote
+
+        outputs = translate_remote(args.server, [text], targets, args.source, args.api_key)
+    if args.json:
+        sys.stdout.write(json.dumps({k: v[0] for k, v in outputs.items()}, ensure_ascii=False))
+        sys.stdout.write("\n")
+    else:
+        for target, values in outputs.items():
+            sys.stdout.write(f"[{target}]\n{values[0]}\n")
+    return 0
+
+
+def _translation_server(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from server.translation import TranslationEngine, TranslationSettings
+    from server.translation.api import create_app
+
+    engine = TranslationEngine(TranslationSettings(model=Path(args.model)))
+    app = create_app(engine, max_body_bytes=args.max_body_bytes)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    return 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -78,6 +141,70 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(handler=_demo)
 
+    convert = commands.add_parser(
+        "convert",
+        help="convert models for babelcap's runtimes",
+        description="Convert models for babelcap's runtimes.",
+    )
+    convert_commands = convert.add_subparsers(
+        dest="convert_command", metavar="MODEL", required=True
+    )
+    nllb = convert_commands.add_parser(
+        "nllb",
+        help="Hugging Face NLLB-200 -> CTranslate2",
+        description=(
+            "Convert a Hugging Face NLLB-200 model (hub id or local folder) to CTranslate2 with "
+            "CTranslate2's own converter, copy the sentencepiece model beside it, write "
+            "babelcap-manifest.json, and translate a probe sentence before reporting success."
+        ),
+    )
+    nllb.add_argument("--model", required=True, help="hub id or folder, e.g. a local copy of "
+                      "facebook/nllb-200-distilled-600M")  # fmt: skip
+    nllb.add_argument("--output", required=True, help="folder to write (must be empty)")
+    nllb.add_argument(
+        "--quantization",
+        default="int8",
+        help="int8 (CPU, default), int8_float16 or float16 (GPU), float32, ...",
+    )
+    nllb.add_argument("--force", action="store_true", help="replace a non-empty --output")
+    nllb.set_defaults(handler=_convert_nllb)
+
+    translate = commands.add_parser(
+        "translate",
+        help="translate text with NLLB (server or local model)",
+        description=(
+            "Translate text sentence by sentence, keeping paragraphs, into one or more "
+            "FLORES-200 languages (fra_Latn, spa_Latn, hin_Deva, ... or ISO codes such as fr)."
+        ),
+    )
+    translate.add_argument("text", help="the text, or - to read standard input")
+    translate.add_argument("--to", required=True, help="comma-separated target language codes")
+    translate.add_argument("--from", dest="source", default="eng_Latn", help="source language")
+    where = translate.add_mutually_exclusive_group()
+    where.add_argument("--server", default="http://127.0.0.1:8000", help="babelcap server base URL")
+    where.add_argument("--model", help="translate locally with this CTranslate2 NLLB folder")
+    translate.add_argument(
+        "--api-key", default=None, help="server API key (default: $BABELCAP_API_KEY)"
+    )
+    translate.add_argument("--json", action="store_true", help="print JSON: {code: text}")
+    translate.set_defaults(handler=_translate)
+
+    server = commands.add_parser(
+        "translation-server",
+        help="serve only the translation API (until 'babelcap serve' hosts it)",
+        description=(
+            "Serve POST /v1/translations, LibreTranslate's POST /translate and GET /languages, "
+            "and GET /health for one CTranslate2 NLLB model."
+        ),
+    )
+    server.add_argument("--model", required=True, help="CTranslate2 NLLB folder")
+    server.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
+    server.add_argument("--port", type=int, default=8100, help="port (default 8100)")
+    server.add_argument(
+        "--max-body-bytes", type=int, default=1_000_000, help="larger requests get 413"
+    )
+    server.set_defaults(handler=_translation_server)
+
     tiny = commands.add_parser(
         "tiny",
         help="build or verify the tiny stand-in models",
@@ -107,8 +234,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     handler: _Handler = args.handler
-    return handler(args)
+    try:
+        return handler(args)
+    except BabelcapError as error:
+        sys.stderr.write(f"babelcap: error: {error}\n")
+        return 2
 
 
 if __name__ == "__main__":

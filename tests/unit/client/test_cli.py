@@ -15,7 +15,7 @@ def _babelcap(*args: str) -> subprocess.CompletedProcess[str]:
 def test_help_lists_every_subcommand():
     result = _babelcap("--help")
     assert result.returncode == 0
-    for command in ("demo", "tiny"):
+    for command in ("demo", "tiny", "convert", "translate", "translation-server"):
         assert command in result.stdout
 
 
@@ -31,3 +31,10 @@ def test_demo_names_missing_media_and_starts_nothing(tmp_path):
     assert result.returncode == 2
     assert f"not found: {missing}" in result.stderr
     assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_translate_reports_an_unreachable_server_with_the_fix():
+    result = _babelcap("translate", "Hello.", "--to", "fr", "--server", "http://127.0.0.1:9")
+    assert result.returncode == 2
+    assert "no babelcap server answered at http://127.0.0.1:9" in result.stderr
+    assert "--model DIR" in result.stderr
