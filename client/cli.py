@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -100,6 +101,19 @@ def _translation_server(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from server.serve import serve
+
+    return serve(
+        profile_name=args.profile,
+        config=Path(args.config) if args.config else None,
+        host=args.host,
+        port=args.port,
+        api_key=args.api_key or os.environ.get("BABELCAP_API_KEY"),
+        log_dir=Path(args.log_dir),
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="babelcap",
@@ -140,6 +154,34 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds to wait for each vLLM server's /health",
     )
     demo.set_defaults(handler=_demo)
+
+    serve = commands.add_parser(
+        "serve",
+        help="serve images, videos and translations behind one OpenAI-compatible URL",
+        description=(
+            "Start one vLLM process per vision model of a profile (CPU or GPU build), wait for "
+            "each to be healthy, host the NLLB translator, and serve them all behind one "
+            "gateway: /v1/models, /v1/chat/completions (streaming too), /v1/translations, "
+            "/translate, /languages, /health and /metrics. Ctrl-C stops every process."
+        ),
+    )
+    source = serve.add_mutually_exclusive_group()
+    source.add_argument(
+        "--profile",
+        default="tiny-cpu",
+        help="built-in profile: tiny-cpu (default), h100-80gb, gpu-24gb-image, gpu-24gb-video, "
+        "llama-vision-nf4, llama-vision-bf16",
+    )
+    source.add_argument("--config", help="a JSON profile file of your own")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument(
+        "--api-key",
+        default=None,
+        help="require 'Authorization: Bearer KEY' (default: $BABELCAP_API_KEY, else none)",
+    )
+    serve.add_argument("--log-dir", default="out/logs", help="where each backend's log goes")
+    serve.set_defaults(handler=_serve)
 
     convert = commands.add_parser(
         "convert",

@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections import deque
 from pathlib import Path
@@ -119,12 +120,15 @@ class VllmProcess:
         port: int | None = None,
         log_file: Path | None = None,
         python: str | None = None,
+        echo: bool = False,
     ) -> None:
         self.backend = backend
         self.host = host
         self.port = port or free_port(host)
         self.log_file = log_file
         self.python = python
+        self.echo = echo
+        self._echo_thread: threading.Thread | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 
@@ -148,11 +152,27 @@ class VllmProcess:
         self._process = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
-            stdout=self._log or subprocess.DEVNULL,
+            stdout=subprocess.PIPE if self.echo else (self._log or subprocess.DEVNULL),
             stderr=subprocess.STDOUT,
             env={**os.environ, **self.backend.env},
             start_new_session=True,
         )
+        if self.echo:
+            self._echo_thread = threading.Thread(
+                target=self._copy_output, args=(self._process,), daemon=True
+            )
+            self._echo_thread.start()
+
+    def _copy_output(self, process: subprocess.Popen[bytes]) -> None:
+        """Copy the process output to the log file and, prefixed, to stderr."""
+        assert process.stdout is not None
+        prefix = f"[{self.backend.name}] ".encode()
+        for line in process.stdout:
+            if self._log is not None:
+                self._log.write(line)
+                self._log.flush()
+            sys.stderr.buffer.write(prefix + line)
+            sys.stderr.buffer.flush()
 
     def wait_ready(self, timeout: float = 600.0) -> None:
         """Poll ``/health`` until it answers 200, the process exits, or ``timeout`` passes."""
@@ -203,6 +223,9 @@ class VllmProcess:
                 os.killpg(process.pid, signal.SIGKILL)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=grace)
+        if self._echo_thread is not None:
+            self._echo_thread.join(timeout=5)
+            self._echo_thread = None
         if self._log is not None:
             self._log.close()
             self._log = None

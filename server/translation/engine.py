@@ -101,6 +101,7 @@ class TranslationEngine:
         self._worker: asyncio.Task[None] | None = None
         self.batches = 0  # translate_batch calls made, for metrics and tests
         self.longest_source_tokens = 0  # the longest input sent to the model so far
+        self.sentences_total = 0  # sentences x languages translated since start
 
     # --- public API --------------------------------------------------------------------------
     async def translate(
@@ -125,6 +126,7 @@ class TranslationEngine:
                         jobs[(target, t, s, p)] = await self._submit(key)
                         input_tokens += len(key[0])
         done = dict(zip(jobs, await asyncio.gather(*jobs.values()), strict=True))
+        self.sentences_total += len(jobs)
         result = Translation(
             texts={},
             sentences=len(jobs),

@@ -1,0 +1,332 @@
+"""The gateway: one OpenAI-compatible base URL in front of the vLLM backends and the translator.
+
+``/v1/chat/completions`` is routed by ``model`` to the vLLM process serving it, streaming (SSE)
+passed through chunk by chunk; ``/v1/models`` lists every served model; the translation routes
+are mounted from :mod:`server.translation.api`; ``/health`` reports each backend; ``/metrics`` is
+Prometheus. An optional API key guards everything but ``/health``; bodies are size-limited; media
+URLs that are not ``data:`` URLs are refused unless the profile allows their host.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+from urllib.parse import urlparse
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily
+
+from server.translation.api import install_error_handlers
+from server.translation.api import router as translation_router
+
+__all__ = ["Backend", "GatewayConfig", "create_gateway"]
+
+log = logging.getLogger(__name__)
+
+
+class Backend:
+    """What the gateway knows of one vLLM backend: its model id, base URL and state."""
+
+    def __init__(self, name: str, role: str, base_url: str) -> None:
+        self.name = name
+        self.role = role
+        self.base_url = base_url.rstrip("/")
+        self.state = "starting"  # starting | ready | restarting | failed
+
+
+class GatewayConfig:
+    """Settings the gateway enforces."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        max_body_bytes: int = 64 * 2**20,
+        allowed_media_domains: list[str] | None = None,
+        request_timeout_s: float = 600.0,
+    ) -> None:
+        self.api_key = api_key
+        self.max_body_bytes = max_body_bytes
+        self.allowed_media_domains = allowed_media_domains or []
+        self.request_timeout_s = request_timeout_s
+
+
+class _Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "babelcap_requests_total",
+            "Requests by route, model and status",
+            ["route", "model", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "babelcap_request_seconds",
+            "Request latency by route and model",
+            ["route", "model"],
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "babelcap_requests_in_flight", "Requests being served", registry=self.registry
+        )
+        self.tokens = Counter(
+            "babelcap_tokens_total",
+            "Tokens by model and kind (prompt, completion)",
+            ["model", "kind"],
+            registry=self.registry,
+        )
+        self.restarts = Counter(
+            "babelcap_backend_restarts_total", "Backend restarts", ["model"], registry=self.registry
+        )
+
+
+def _error(
+    status: int, message: str, kind: str, code: str | None = None, **headers: str
+) -> Response:
+    return JSONResponse(
+        {"error": {"message": message, "type": kind, "code": code}},
+        status_code=status,
+        headers=headers or None,
+    )
+
+
+async def _libre_api_key(request: Request) -> str:
+    try:
+        body = json.loads(await request.body())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return ""
+    key = body.get("api_key") if isinstance(body, dict) else None
+    return key if isinstance(key, str) else ""
+
+
+def _remote_media(body: dict[str, Any]) -> list[str]:
+    """Every media URL in a chat request that is not a data: URL."""
+    urls = []
+    for message in body.get("messages") or []:
+        content = message.get("content") if isinstance(message, dict) else None
+        for part in content if isinstance(content, list) else []:
+            if not isinstance(part, dict):
+                continue
+            for key in ("image_url", "video_url", "audio_url"):
+                value = part.get(key)
+                url = value.get("url") if isinstance(value, dict) else value
+                if isinstance(url, str) and not url.startswith("data:"):
+                    urls.append(url)
+    return urls
+
+
+def create_gateway(
+    backends: list[Backend],
+    config: GatewayConfig,
+    translation: Any | None = None,
+    translation_id: str = "nllb",
+) -> FastAPI:
+    """The gateway app. ``translation`` is a TranslationEngine or None."""
+    metrics = _Metrics()
+    by_name = {backend.name: backend for backend in backends}
+    client = httpx.AsyncClient(
+        timeout=httpx.Timeout(config.request_timeout_s, connect=10.0),
+        limits=httpx.Limits(max_connections=1024, max_keepalive_connections=256),
+    )
+    app = FastAPI(title="babelcap gateway", version="0.1.0")
+    app.state.backends = by_name
+    app.state.metrics = metrics
+
+    @app.middleware("http")
+    async def guard(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        path = request.url.path
+        if config.api_key and path != "/health":
+            given = request.headers.get("authorization", "")
+            token = given[7:] if given.lower().startswith("bearer ") else ""
+            if not token and path == "/translate":
+                token = await _libre_api_key(request)  # LibreTranslate sends it in the body
+            if not hmac.compare_digest(token.encode(), config.api_key.encode()):
+                return _error(
+                    401,
+                    "missing or wrong API key: send 'Authorization: Bearer KEY'",
+                    "authentication_error",
+                    "invalid_api_key",
+                )
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > config.max_body_bytes:
+            return _error(
+                413,
+                f"request body over {config.max_body_bytes} bytes",
+                "invalid_request_error",
+                "body_too_large",
+            )
+        metrics.in_flight.inc()
+        started = time.perf_counter()
+        try:
+            response = await call_next(request)
+        finally:
+            metrics.in_flight.dec()
+        model = getattr(request.state, "model", "")
+        metrics.requests.labels(path, model, str(response.status_code)).inc()
+        metrics.latency.labels(path, model).observe(time.perf_counter() - started)
+        return response
+
+    @app.get("/health")
+    async def health() -> Response:
+        states = {name: backend.state for name, backend in by_name.items()}
+        ready = all(state == "ready" for state in states.values())
+        body = {"status": "ok" if ready else "degraded", "backends": states}
+        if translation is not None:
+            body["translation"] = "ready"
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    @app.get("/metrics")
+    async def prometheus() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/v1/models")
+    async def models() -> dict[str, Any]:
+        now = int(time.time())
+        data = [
+            {
+                "id": b.name,
+                "object": "model",
+                "created": now,
+                "owned_by": "babelcap",
+                "babelcap": {"role": b.role, "state": b.state},
+            }
+            for b in by_name.values()
+        ]
+        if translation is not None:
+            data.append(
+                {
+                    "id": translation_id,
+                    "object": "model",
+                    "created": now,
+                    "owned_by": "babelcap",
+                    "babelcap": {"role": "translation", "state": "ready"},
+                }
+            )
+        return {"object": "list", "data": data}
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request) -> Response:
+        raw = await request.body()
+        try:
+            body = json.loads(raw)
+        except json.JSONDecodeError as error:
+            return _error(400, f"body is not JSON: {error}", "invalid_request_error")
+        model = body.get("model") if isinstance(body, dict) else None
+        backend = by_name.get(model) if isinstance(model, str) else None
+        if backend is None:
+            return _error(
+                404,
+                f"model {model!r} is not served here; GET /v1/models lists {', '.join(by_name)}",
+                "invalid_request_error",
+                "model_not_found",
+            )
+        request.state.model = backend.name
+        remote = [
+            u
+            for u in _remote_media(body)
+            if urlparse(u).hostname not in config.allowed_media_domains
+        ]
+        if remote:
+            return _error(
+                400,
+                f"remote media URL refused: {remote[0][:200]}; send the media as a "
+                "data: URL, or allow its host in the profile's allowed_media_domains",
+                "invalid_request_error",
+                "remote_media_refused",
+            )
+        if backend.state != "ready":
+            return _error(
+                503,
+                f"model {backend.name} is {backend.state}; retry shortly",
+                "service_unavailable",
+                "backend_unavailable",
+                **{"Retry-After": "5"},
+            )
+        upstream = client.build_request(
+            "POST",
+            f"{backend.base_url}/v1/chat/completions",
+            content=raw,
+            headers={"content-type": "application/json"},
+        )
+        try:
+            response = await client.send(upstream, stream=True)
+        except httpx.TransportError as error:
+            return _error(
+                503,
+                f"model {backend.name} did not answer ({type(error).__name__}); retry shortly",
+                "service_unavailable",
+                "backend_unavailable",
+                **{"Retry-After": "5"},
+            )
+        if not body.get("stream"):
+            content = await response.aread()
+            await response.aclose()
+            _count_tokens(metrics, backend.name, content)
+            return Response(
+                content,
+                status_code=response.status_code,
+                media_type=response.headers.get("content-type"),
+            )
+
+        async def relay() -> AsyncIterator[bytes]:
+            try:
+                async for chunk in response.aiter_raw():
+                    yield chunk
+            finally:
+                await response.aclose()
+
+        return StreamingResponse(
+            relay(),
+            status_code=response.status_code,
+            media_type=response.headers.get("content-type"),
+        )
+
+    if translation is not None:
+        metrics.registry.register(_TranslationCollector(translation))
+        install_error_handlers(app)
+        app.include_router(translation_router(translation, translation_id))
+
+    @app.on_event("shutdown")
+    async def close() -> None:
+        await client.aclose()
+
+    return app
+
+
+class _TranslationCollector:
+    """Exposes the translation engine's own sentence count at scrape time."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+
+    def collect(self) -> Any:
+        yield CounterMetricFamily(
+            "babelcap_translation_sentences",
+            "Sentences x languages translated",
+            value=self.engine.sentences_total,
+        )
+
+
+def _count_tokens(metrics: _Metrics, model: str, content: bytes) -> None:
+    try:
+        usage = json.loads(content).get("usage") or {}
+    except (json.JSONDecodeError, AttributeError):
+        return
+    metrics.tokens.labels(model, "prompt").inc(usage.get("prompt_tokens") or 0)
+    metrics.tokens.labels(model, "completion").inc(usage.get("completion_tokens") or 0)

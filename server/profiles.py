@@ -1,0 +1,170 @@
+"""Serving profiles: which models babelcap serves, and with which vLLM arguments.
+
+A profile is validated data: built-in ones below, or a user's JSON file (``--config FILE``) of
+the same shape. Every vLLM argument a model needs comes from here, never from code paths.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from client.errors import ConfigurationError
+from server.vllm_process import VllmBackend
+
+__all__ = ["BUILTIN_PROFILES", "Profile", "TranslationBackend", "load_profile"]
+
+
+class TranslationBackend(BaseModel):
+    """The CTranslate2 NLLB model the gateway hosts in-process."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field("nllb", description="id listed by /v1/models")
+    model: Path = Field(description="CTranslate2 NLLB folder (babelcap convert nllb)")
+    device: str = Field("cpu", description="cpu or cuda")
+    compute_type: str = Field("default", description="CTranslate2 compute type")
+
+
+class ServedModel(BaseModel):
+    """A vision model: the vLLM backend and the media kind it takes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["image", "video"] = Field(description="images go to Mllama, videos to LLaVA")
+    backend: VllmBackend
+
+
+class Profile(BaseModel):
+    """Everything `babelcap serve` starts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    description: str = ""
+    models: list[ServedModel] = Field(min_length=1)
+    translation: TranslationBackend | None = None
+    allowed_media_domains: list[str] = Field(
+        default_factory=list,
+        description="hosts whose http(s) media URLs requests may name; empty = data: URLs only",
+    )
+    startup_timeout_s: float = Field(900.0, gt=0, description="per backend, to /health")
+
+
+def _tiny_cpu() -> Profile:
+    from converters.tiny.common import ARTIFACTS
+    from server.vllm_process import tiny_cpu_backends
+
+    image, video = tiny_cpu_backends()
+    return Profile(
+        name="tiny-cpu",
+        description="the committed tiny stand-ins on the CPU vLLM build (tests, CI, demo)",
+        models=[ServedModel(role="image", backend=image), ServedModel(role="video", backend=video)],
+        translation=TranslationBackend(name="tiny-nllb", model=ARTIFACTS / "nllb-ct2"),
+    )
+
+
+def _mllama(name: str, model: str, memory: float, extra: tuple[str, ...] = ()) -> ServedModel:
+    # vLLM 0.10.2 + Mllama: one leading image per prompt, small batches, eager mode.
+    return ServedModel(
+        role="image",
+        backend=VllmBackend(
+            name=name,
+            model=Path(model),
+            dtype="bfloat16",
+            max_model_len=8192,
+            max_num_seqs=16,
+            enforce_eager=True,
+            limit_mm_per_prompt='{"image": 1}',
+            extra_args=("--gpu-memory-utilization", str(memory), *extra),
+        ),
+    )
+
+
+def _llava_video(memory: float) -> ServedModel:
+    return ServedModel(
+        role="video",
+        backend=VllmBackend(
+            name="llava-next-video-7b",
+            model=Path("/models/LLaVA-NeXT-Video-7B-hf"),
+            dtype="bfloat16",
+            max_model_len=8192,
+            max_num_seqs=32,
+            enforce_eager=False,
+            limit_mm_per_prompt='{"video": 1}',
+            extra_args=("--gpu-memory-utilization", str(memory)),
+        ),
+    )
+
+
+_FP8 = "/models/Llama-3.2-11B-Vision-Instruct-FP8-dynamic"
+_NF4 = "/models/Llama-3.2-11B-Vision-Instruct-nf4"
+_BF16 = "/models/Llama-3.2-11B-Vision-Instruct"
+_NLLB_GPU = TranslationBackend(
+    model=Path("/models/nllb-200-distilled-600M-ct2"), device="cuda", compute_type="int8_float16"
+)
+
+BUILTIN_PROFILES: dict[str, Profile] = {
+    "h100-80gb": Profile(
+        name="h100-80gb",
+        description="FP8-dynamic Llama 3.2 Vision + LLaVA-NeXT-Video + NLLB on one 80 GB GPU",
+        models=[_mllama("llama-3.2-11b-vision-fp8", _FP8, 0.45), _llava_video(0.40)],
+        translation=_NLLB_GPU,
+    ),
+    "gpu-24gb-image": Profile(
+        name="gpu-24gb-image",
+        description="FP8-dynamic Llama 3.2 Vision alone on a 24 GB card (Ada or newer for FP8)",
+        models=[_mllama("llama-3.2-11b-vision-fp8", _FP8, 0.85)],
+        translation=_NLLB_GPU,
+    ),
+    "gpu-24gb-video": Profile(
+        name="gpu-24gb-video",
+        description="LLaVA-NeXT-Video-7B alone on a 24 GB card",
+        models=[_llava_video(0.85)],
+        translation=_NLLB_GPU,
+    ),
+    "llama-vision-nf4": Profile(
+        name="llama-vision-nf4",
+        description="bitsandbytes NF4 Llama 3.2 Vision, for quantization comparisons",
+        models=[
+            _mllama(
+                "llama-3.2-11b-vision-nf4",
+                _NF4,
+                0.85,
+                ("--quantization", "bitsandbytes", "--load-format", "bitsandbytes"),
+            )
+        ],
+    ),
+    "llama-vision-bf16": Profile(
+        name="llama-vision-bf16",
+        description="bf16 Llama 3.2 Vision (needs about 22 GB of weights), the reference",
+        models=[_mllama("llama-3.2-11b-vision-bf16", _BF16, 0.90)],
+    ),
+}
+
+
+def load_profile(name: str | None = None, config: Path | None = None) -> Profile:
+    """A built-in profile by name, or a JSON profile file; clear errors for either."""
+    if config is not None:
+        try:
+            data = json.loads(config.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as error:
+            raise ConfigurationError(f"cannot read profile {config}: {error}") from error
+        try:
+            return Profile.model_validate(data)
+        except ValidationError as error:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'profile'}: {e['msg']}"
+                for e in error.errors()
+            )
+            raise ConfigurationError(f"profile {config} is invalid: {problems}") from error
+    chosen = name or "tiny-cpu"
+    if chosen == "tiny-cpu":
+        return _tiny_cpu()
+    if chosen not in BUILTIN_PROFILES:
+        known = ", ".join(["tiny-cpu", *BUILTIN_PROFILES])
+        raise ConfigurationError(f"unknown profile {chosen!r}: choose one of {known}")
+    return BUILTIN_PROFILES[chosen]

@@ -1,0 +1,82 @@
+"""``babelcap serve``: a profile's backends + the translator + the gateway, in one process tree."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from server.gateway import GatewayConfig, create_gateway
+from server.profiles import load_profile
+from server.supervisor import Supervisor, preflight
+
+__all__ = ["serve"]
+
+log = logging.getLogger(__name__)
+
+
+def serve(
+    *,
+    profile_name: str | None,
+    config: Path | None,
+    host: str,
+    port: int,
+    api_key: str | None,
+    log_dir: Path,
+) -> int:
+    """Run until interrupted; returns the exit code."""
+    import uvicorn
+
+    profile = load_profile(profile_name, config)
+    preflight(profile)
+    sys.stderr.write(f"babelcap serve: profile {profile.name} ({profile.description})\n")
+    for served in profile.models:
+        sys.stderr.write(f"  {served.role:5} {served.backend.name}: {served.backend.model}\n")
+    engine = None
+    if profile.translation is not None:
+        from server.translation import TranslationEngine, TranslationSettings
+
+        t = profile.translation
+        engine = TranslationEngine(
+            TranslationSettings(model=t.model, device=t.device, compute_type=t.compute_type)
+        )
+        sys.stderr.write(f"  text  {t.name}: {t.model} (CTranslate2, in the gateway)\n")
+    supervisor = Supervisor(profile, log_dir, host="127.0.0.1")
+    supervisor.start()
+    app = create_gateway(
+        supervisor.backends,
+        GatewayConfig(api_key=api_key, allowed_media_domains=profile.allowed_media_domains),
+        translation=engine,
+        translation_id=profile.translation.name if profile.translation else "nllb",
+    )
+    _attach_watchdog(app, supervisor)
+    auth = "API key required" if api_key else "no API key"
+    sys.stderr.write(f"babelcap serve: ready on http://{host}:{port}/v1 ({auth})\n")
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning")
+    finally:
+        supervisor.stop()
+    return 0
+
+
+def _attach_watchdog(app: FastAPI, supervisor: Supervisor) -> None:
+    restarts = app.state.metrics.restarts
+    previous = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(application: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(
+            supervisor.watch(on_restart=lambda name: restarts.labels(name).inc())
+        )
+        async with previous(application):
+            yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    app.router.lifespan_context = lifespan

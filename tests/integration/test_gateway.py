@@ -1,0 +1,192 @@
+"""`babelcap serve --profile tiny-cpu`, used the way users use it: the official OpenAI SDK."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import openai
+import pytest
+from PIL import Image
+
+from converters.tiny.common import COLOURS
+from server.vllm_process import free_port
+
+pytestmark = pytest.mark.vllm
+KEY = "test-key-0123"
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory):
+    port = free_port()
+    logs = tmp_path_factory.mktemp("serve")
+    output = (logs / "serve.out").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "client.cli", "serve", "--profile", "tiny-cpu", "--port", str(port),
+         "--api-key", KEY, "--log-dir", str(logs)],
+        stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            assert process.poll() is None, (logs / "serve.out").read_text()[-3000:]
+            try:
+                if httpx.get(f"{base}/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(1)
+        backends = _vllm_children(process.pid)
+        assert len(backends) == 2
+        yield base, process
+    finally:
+        process.send_signal(signal.SIGINT)  # what Ctrl-C does
+        process.wait(timeout=60)
+        output.close()
+    # Every vLLM process the supervisor started is gone with it.
+    time.sleep(1)
+    assert [pid for pid in backends if os.path.exists(f"/proc/{pid}")] == []
+
+
+def _vllm_children(parent: int) -> list[int]:
+    children = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="utf-8") as handle:
+                ppid = int(handle.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                command = handle.read()
+        except OSError:
+            continue
+        if ppid == parent and b"vllm.entrypoints" in command:
+            children.append(int(entry))
+    return children
+
+
+def _image(colour: str) -> dict:
+    buffer = io.BytesIO()
+    Image.new("RGB", (320, 200), COLOURS[colour]).save(buffer, "JPEG")
+    url = "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
+    return {"type": "image_url", "image_url": {"url": url}}
+
+
+def _video(colours: list[str]) -> dict:
+    frames = []
+    for colour in colours:
+        buffer = io.BytesIO()
+        Image.new("RGB", (96, 64), COLOURS[colour]).save(buffer, "JPEG")
+        frames.append(base64.b64encode(buffer.getvalue()).decode())
+    return {"type": "video_url", "video_url": {"url": "data:video/jpeg;base64," + ",".join(frames)}}
+
+
+def _messages(part: dict, text: str) -> list[dict]:
+    return [{"role": "user", "content": [part, {"type": "text", "text": text}]}]
+
+
+def test_sync_sdk_image_and_streamed_video(gateway):
+    base, _ = gateway
+    client = openai.OpenAI(base_url=f"{base}/v1", api_key=KEY)
+    response = client.chat.completions.create(
+        model="tiny-mllama", messages=_messages(_image("red"), "Describe this image."),
+        temperature=0, max_tokens=30,
+    )  # fmt: skip
+    assert response.choices[0].message.content == "The image is mostly red."
+    assert response.usage.completion_tokens == 7
+    stream = client.chat.completions.create(
+        model="tiny-llava-next-video",
+        messages=_messages(
+            _video(["blue", "yellow", "red"]), "What colours appear in this video, in order?"
+        ),
+        temperature=0, max_tokens=30, stream=True, stream_options={"include_usage": True},
+    )  # fmt: skip
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text.strip() == "blue, yellow, red"
+    assert chunks[-1].usage.completion_tokens > 3
+
+
+def test_async_sdk_streaming_and_not(gateway):
+    base, _ = gateway
+
+    async def go():
+        client = openai.AsyncOpenAI(base_url=f"{base}/v1", api_key=KEY)
+        plain = await client.chat.completions.create(
+            model="tiny-llava-next-video",
+            messages=_messages(_video(["green", "white"]), "Describe."),
+            temperature=0, max_tokens=30,
+        )  # fmt: skip
+        stream = await client.chat.completions.create(
+            model="tiny-mllama", messages=_messages(_image("blue"), "What colour is this image?"),
+            temperature=0, max_tokens=30, stream=True,
+        )  # fmt: skip
+        text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+        await client.close()
+        return plain.choices[0].message.content, text
+
+    video_text, image_text = asyncio.run(go())
+    assert video_text.strip() == "The video shows green, white."
+    assert image_text == "blue"
+
+
+def test_sixty_four_concurrent_streams_all_succeed(gateway):
+    base, _ = gateway
+    colours = list(COLOURS)
+
+    async def one(client, i):
+        colour = colours[i % len(colours)]
+        stream = await client.chat.completions.create(
+            model="tiny-mllama", messages=_messages(_image(colour), "What colour is this image?"),
+            temperature=0, max_tokens=10, stream=True,
+        )  # fmt: skip
+        return colour, "".join(
+            [c.choices[0].delta.content or "" async for c in stream if c.choices]
+        )
+
+    async def go():
+        client = openai.AsyncOpenAI(base_url=f"{base}/v1", api_key=KEY, max_retries=0)
+        results = await asyncio.gather(*(one(client, i) for i in range(64)))
+        await client.close()
+        return results
+
+    results = asyncio.run(go())
+    assert len(results) == 64
+    assert all(text == colour for colour, text in results)
+
+
+def test_models_translation_health_and_metrics_on_one_port(gateway):
+    base, _ = gateway
+    headers = {"Authorization": f"Bearer {KEY}"}
+    ids = [m["id"] for m in httpx.get(f"{base}/v1/models", headers=headers).json()["data"]]
+    assert sorted(ids) == ["tiny-llava-next-video", "tiny-mllama", "tiny-nllb"]
+    libre = httpx.post(
+        f"{base}/translate",
+        json={"q": "The image is mostly red.", "source": "en", "target": "fr", "api_key": KEY},
+    )
+    assert libre.json() == {"translatedText": "L'image est surtout rouge."}
+    health = httpx.get(f"{base}/health").json()  # no key needed
+    assert health["backends"] == {"tiny-mllama": "ready", "tiny-llava-next-video": "ready"}
+    metrics = httpx.get(f"{base}/metrics", headers=headers).text
+    assert 'babelcap_requests_total{model="tiny-mllama"' in metrics
+    assert "babelcap_translation_sentences_total" in metrics
+
+
+def test_errors_are_openai_shaped(gateway):
+    base, _ = gateway
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=f"{base}/v1", api_key="wrong", max_retries=0).models.list()
+    client = openai.OpenAI(base_url=f"{base}/v1", api_key=KEY, max_retries=0)
+    with pytest.raises(openai.NotFoundError, match="not served here"):
+        client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    remote = {"type": "image_url", "image_url": {"url": "http://169.254.169.254/latest/meta-data"}}
+    with pytest.raises(openai.BadRequestError, match="remote media URL refused"):
+        client.chat.completions.create(model="tiny-mllama", messages=_messages(remote, "Describe."))

@@ -1,0 +1,49 @@
+"""Profiles are validated data with errors that name the field and the fix."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from client.errors import ConfigurationError
+from server.profiles import BUILTIN_PROFILES, load_profile
+from server.supervisor import preflight
+
+
+def test_tiny_cpu_is_the_default_and_serves_the_committed_models(artifacts):
+    profile = load_profile()
+    assert profile.name == "tiny-cpu"
+    assert {m.role: m.backend.model for m in profile.models} == {
+        "image": artifacts / "mllama",
+        "video": artifacts / "llava-next-video",
+    }
+    assert profile.translation.model == artifacts / "nllb-ct2"
+
+
+def test_gpu_profiles_carry_mllamas_vllm_arguments():
+    fp8 = BUILTIN_PROFILES["h100-80gb"].models[0].backend
+    assert "FP8-dynamic" in str(fp8.model)
+    assert fp8.enforce_eager and fp8.max_num_seqs == 16
+    assert fp8.limit_mm_per_prompt == '{"image": 1}'
+    nf4 = BUILTIN_PROFILES["llama-vision-nf4"].models[0].backend
+    assert "bitsandbytes" in nf4.argv("127.0.0.1", 1)
+
+
+def test_a_wrong_profile_file_names_the_field(tmp_path):
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps({"name": "x", "models": [{"role": "audio", "backend": {}}]}))
+    with pytest.raises(ConfigurationError) as caught:
+        load_profile(config=path)
+    message = str(caught.value)
+    assert "models.0.role" in message and "models.0.backend.name" in message
+
+
+def test_unknown_profile_lists_the_known_ones():
+    with pytest.raises(ConfigurationError, match="choose one of tiny-cpu, h100-80gb"):
+        load_profile("h200")
+
+
+def test_preflight_says_what_is_missing_before_starting_anything():
+    with pytest.raises(ConfigurationError, match="does not exist; download it"):
+        preflight(BUILTIN_PROFILES["gpu-24gb-image"])
