@@ -9,6 +9,7 @@ French and Spanish translation, then converted to CTranslate2 int8 and checked a
 
 from __future__ import annotations
 
+import io
 import itertools
 import logging
 import tempfile
@@ -127,10 +128,12 @@ def _sentencepiece(folder: Path) -> Path:
     import sentencepiece as spm
 
     lines = [text for row in template_sentences() for text in row.values()]
-    model_prefix = folder / "sentencepiece.bpe"
+    # Written through model_writer, not model_prefix: the file then records no temporary path,
+    # so two builds give identical bytes.
+    model = io.BytesIO()
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(lines),
-        model_prefix=str(model_prefix),
+        model_writer=model,
         model_type="bpe",
         vocab_size=160,
         character_coverage=1.0,
@@ -142,7 +145,9 @@ def _sentencepiece(folder: Path) -> Path:
         hard_vocab_limit=False,
         minloglevel=2,
     )
-    return folder / "sentencepiece.bpe.model"
+    path = folder / "sentencepiece.bpe.model"
+    path.write_bytes(model.getvalue())
+    return path
 
 
 def _tokenizer(spm_file: Path) -> Any:
