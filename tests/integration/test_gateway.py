@@ -34,6 +34,7 @@ def gateway(tmp_path_factory):
         stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
+    backends: list[int] = []
     try:
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
@@ -45,9 +46,10 @@ def gateway(tmp_path_factory):
                 pass
             time.sleep(1)
         backends = _vllm_children(process.pid)
-        assert len(backends) == 2
+        assert len(backends) == 2, (logs / "serve.out").read_text()[-3000:]
         yield base, process
     finally:
+        backends += _vllm_children(process.pid)  # restarted ones too
         process.send_signal(signal.SIGINT)  # what Ctrl-C does
         process.wait(timeout=60)
         output.close()
@@ -190,3 +192,31 @@ def test_errors_are_openai_shaped(gateway):
     remote = {"type": "image_url", "image_url": {"url": "http://169.254.169.254/latest/meta-data"}}
     with pytest.raises(openai.BadRequestError, match="remote media URL refused"):
         client.chat.completions.create(model="tiny-mllama", messages=_messages(remote, "Describe."))
+
+
+def test_a_crashed_backend_is_answered_503_then_restarted(gateway):
+    base, process = gateway
+    headers = {"Authorization": f"Bearer {KEY}"}
+    mllama = [pid for pid in _vllm_children(process.pid) if b"tiny-mllama" in _cmdline(pid)]
+    os.killpg(mllama[0], signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while httpx.get(f"{base}/health").json()["backends"]["tiny-mllama"] == "ready":
+        assert time.monotonic() < deadline, "the supervisor did not notice the crash"
+        time.sleep(0.5)
+    body = {"model": "tiny-mllama", "messages": _messages(_image("red"), "Describe this image.")}
+    down = httpx.post(f"{base}/v1/chat/completions", json=body, headers=headers)
+    assert down.status_code == 503 and down.headers["retry-after"] == "5"
+    assert down.json()["error"]["code"] == "backend_unavailable"
+    deadline = time.monotonic() + 300
+    while httpx.get(f"{base}/health").status_code != 200:
+        assert time.monotonic() < deadline, "the backend did not come back"
+        time.sleep(1)
+    up = httpx.post(f"{base}/v1/chat/completions", json=body, headers=headers)
+    assert up.json()["choices"][0]["message"]["content"] == "The image is mostly red."
+    metrics = httpx.get(f"{base}/metrics", headers=headers).text
+    assert 'babelcap_backend_restarts_total{model="tiny-mllama"} 1.0' in metrics
+
+
+def _cmdline(pid: int) -> bytes:
+    with open(f"/proc/{pid}/cmdline", "rb") as handle:
+        return handle.read()
