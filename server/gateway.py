@@ -223,6 +223,13 @@ def create_gateway(
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> Response:
         raw = await request.body()
+        if len(raw) > config.max_body_bytes:  # a chunked body has no Content-Length to check
+            return _error(
+                413,
+                f"request body over {config.max_body_bytes} bytes",
+                "invalid_request_error",
+                "body_too_large",
+            )
         try:
             body = json.loads(raw)
         except json.JSONDecodeError as error:
@@ -285,11 +292,18 @@ def create_gateway(
             )
 
         async def relay() -> AsyncIterator[bytes]:
+            last = b""
             try:
                 async for chunk in response.aiter_raw():
+                    if b'"usage"' in chunk:
+                        last = chunk
                     yield chunk
             finally:
                 await response.aclose()
+                # With stream_options.include_usage the last data chunk carries the usage.
+                for line in last.splitlines():
+                    if line.startswith(b"data: {"):
+                        _count_tokens(metrics, backend.name, line[6:])
 
         return StreamingResponse(
             relay(),

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from client.errors import ConfigurationError
 from server.vllm_process import VllmBackend
@@ -52,6 +52,27 @@ class Profile(BaseModel):
         description="hosts whose http(s) media URLs requests may name; empty = data: URLs only",
     )
     startup_timeout_s: float = Field(900.0, gt=0, description="per backend, to /health")
+
+    def gpu_memory_fraction(self) -> float:
+        """The share of GPU memory the vLLM backends will claim together."""
+        total = 0.0
+        for served in self.models:
+            args = list(served.backend.extra_args)
+            if "--gpu-memory-utilization" in args:
+                total += float(args[args.index("--gpu-memory-utilization") + 1])
+        return total
+
+    @model_validator(mode="after")
+    def _fits_one_gpu(self) -> Profile:
+        if self.gpu_memory_fraction() > 0.95:
+            raise ValueError(
+                f"the models' --gpu-memory-utilization values add up to "
+                f"{self.gpu_memory_fraction():.2f}; keep the sum at 0.95 or less on one GPU"
+            )
+        names = [m.backend.name for m in self.models]
+        if len(set(names)) != len(names):
+            raise ValueError(f"model names must be unique: {names}")
+        return self
 
 
 def _tiny_cpu() -> Profile:

@@ -11,6 +11,7 @@ import asyncio
 import importlib.util
 import logging
 import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -43,12 +44,27 @@ def preflight(profile: Profile) -> None:
             f"translation model {profile.translation.model} is missing: create it with "
             "'babelcap convert nllb --model ... --output ...'"
         )
-    wants_gpu = any("--gpu-memory-utilization" in m.backend.extra_args for m in profile.models)
-    if wants_gpu and shutil.which("nvidia-smi") is None:
+    fraction = profile.gpu_memory_fraction()
+    if fraction == 0:
+        return
+    if shutil.which("nvidia-smi") is None:
         raise ConfigurationError(
             f"profile {profile.name} needs an NVIDIA GPU and none is visible; "
             "use --profile tiny-cpu here"
         )
+    query = subprocess.run(
+        ["nvidia-smi", "--query-gpu=memory.free,memory.total", "--format=csv,noheader,nounits"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    first = query.stdout.strip().splitlines()[:1]
+    if query.returncode == 0 and first:
+        free, total = (float(v) for v in first[0].split(","))
+        if free < fraction * total:
+            raise ConfigurationError(
+                f"profile {profile.name} wants {fraction:.0%} of the GPU's {total:.0f} MiB but "
+                f"only {free:.0f} MiB are free: stop what else runs there, or lower the "
+                "profile's --gpu-memory-utilization"
+            )
 
 
 class Supervisor:

@@ -180,6 +180,8 @@ def test_models_translation_health_and_metrics_on_one_port(gateway):
     metrics = httpx.get(f"{base}/metrics", headers=headers).text
     assert 'babelcap_requests_total{model="tiny-mllama"' in metrics
     assert "babelcap_translation_sentences_total" in metrics
+    # Streamed responses count their usage too (the video request above asked for it).
+    assert 'babelcap_tokens_total{kind="completion",model="tiny-llava-next-video"}' in metrics
 
 
 def test_errors_are_openai_shaped(gateway):

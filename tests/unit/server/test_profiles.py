@@ -47,3 +47,10 @@ def test_unknown_profile_lists_the_known_ones():
 def test_preflight_says_what_is_missing_before_starting_anything():
     with pytest.raises(ConfigurationError, match="does not exist; download it"):
         preflight(BUILTIN_PROFILES["gpu-24gb-image"])
+
+
+def test_gpu_memory_shares_must_fit_one_gpu():
+    data = BUILTIN_PROFILES["h100-80gb"].model_dump(mode="json")
+    data["models"][1]["backend"]["extra_args"] = ["--gpu-memory-utilization", "0.6"]
+    with pytest.raises(ValueError, match=r"add up to 1\.05"):
+        type(BUILTIN_PROFILES["h100-80gb"]).model_validate(data)
