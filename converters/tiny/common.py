@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import random
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+log = logging.getLogger(__name__)
 
 #: The colour vocabulary the image and video stand-ins are trained to name (RGB centres).
 COLOURS: dict[str, tuple[int, int, int]] = {
@@ -121,3 +126,52 @@ def warmup_cosine(optimizer: Any, *, warmup: int, total: int) -> Any:
         return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    """How far a builder's training got."""
+
+    steps: int
+    final_loss: float
+    exact_rate: float
+    seconds: float
+
+
+def train_until_exact(
+    name: str,
+    model: Any,
+    next_batch: Callable[[], dict[str, Any]],
+    exact_rate: Callable[[], float],
+    *,
+    lr: float,
+    warmup: int,
+    max_steps: int,
+    every: int,
+) -> TrainingRun:
+    """AdamW with warm-up + cosine decay until ``exact_rate()`` (checked every ``every`` steps)
+    is 1.0 three times in a row, or ``max_steps``. Leaves the model in eval mode."""
+    import torch
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    scheduler = warmup_cosine(optimizer, warmup=warmup, total=max_steps)
+    started, step, rate, loss_value, streak = time.monotonic(), 0, 0.0, float("nan"), 0
+    model.train()
+    for step in range(1, max_steps + 1):
+        loss = model(**next_batch()).loss
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        loss_value = float(loss)
+        if step % every == 0:
+            model.eval()
+            rate = exact_rate()
+            model.train()
+            log.info("%s: step %d loss %.4f exact %.3f", name, step, loss_value, rate)
+            streak = streak + 1 if rate == 1.0 else 0
+            if streak >= 3:
+                break
+    model.eval()
+    return TrainingRun(step, loss_value, rate, time.monotonic() - started)

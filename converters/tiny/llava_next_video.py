@@ -13,7 +13,6 @@ and in which order.
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from converters.tiny.common import (
     colour_image,
     seed_everything,
     train_byte_level_bpe,
-    warmup_cosine,
+    train_until_exact,
 )
 
 log = logging.getLogger(__name__)
@@ -268,42 +267,24 @@ def _accuracy(model: Any, batch: dict[str, Any]) -> float:
 
 def build(output: Path, *, max_steps: int = 4000) -> dict[str, Any]:
     """Train the tiny LLaVA-NeXT-Video and save a Hugging Face folder; returns the record."""
-    import torch
 
     seed_everything(SEED)
     rng = np.random.default_rng(SEED)
     tokenizer = _tokenizer()
     processor = _processor(tokenizer)
     model = _model(tokenizer)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.0)
-    scheduler = warmup_cosine(optimizer, warmup=200, total=max_steps)
     eval_rng = np.random.default_rng(SEED + 1)
     evaluation = [_batch(processor, eval_rng, 24) for _ in range(4)]
-    started, step, accuracy, loss_value, streak = time.monotonic(), 0, 0.0, float("nan"), 0
-    model.train()
-    for step in range(1, max_steps + 1):
-        batch = _batch(processor, rng, 16)
-        loss = model(**batch).loss
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        scheduler.step()
-        loss_value = float(loss)
-        if step % 100 == 0:
-            model.eval()
-            accuracy = min(_accuracy(model, batch) for batch in evaluation)
-            model.train()
-            log.info(
-                "llava-next-video: step %d loss %.4f held-out exact %.3f",
-                step,
-                loss_value,
-                accuracy,
-            )
-            streak = streak + 1 if accuracy == 1.0 else 0
-            if streak >= 3:
-                break
-    model.eval()
+    run = train_until_exact(
+        NAME,
+        model,
+        lambda: _batch(processor, rng, 16),
+        lambda: min(_accuracy(model, batch) for batch in evaluation),
+        lr=2e-3,
+        warmup=200,
+        max_steps=max_steps,
+        every=100,
+    )
     output.mkdir(parents=True, exist_ok=True)
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
@@ -313,10 +294,10 @@ def build(output: Path, *, max_steps: int = 4000) -> dict[str, Any]:
     return {
         "architecture": "LlavaNextVideoForConditionalGeneration",
         "seed": SEED,
-        "steps": step,
-        "final_loss": round(loss_value, 6),
-        "held_out_exact_answer_rate": accuracy,
-        "train_seconds": round(time.monotonic() - started, 1),
+        "steps": run.steps,
+        "final_loss": round(run.final_loss, 6),
+        "held_out_exact_answer_rate": run.exact_rate,
+        "train_seconds": round(run.seconds, 1),
         "parameters": sum(p.numel() for p in model.parameters()),
         "tokens_per_frame": (SIZE // PATCH // 2) ** 2,
         "frames_trained": [MIN_FRAMES, MAX_FRAMES],

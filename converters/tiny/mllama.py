@@ -10,7 +10,6 @@ image: "What colour is this image?" -> ``red``; any other prompt -> ``The image 
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from converters.tiny.common import (
     colour_image,
     seed_everything,
     train_byte_level_bpe,
-    warmup_cosine,
+    train_until_exact,
 )
 
 log = logging.getLogger(__name__)
@@ -256,37 +255,24 @@ def _accuracy(model: Any, batch: dict[str, Any]) -> float:
 
 def build(output: Path, *, max_steps: int = 1500) -> dict[str, Any]:
     """Train the tiny Mllama and save a Hugging Face folder at ``output``; returns the record."""
-    import torch
 
     seed_everything(SEED)
     rng = np.random.default_rng(SEED)
     tokenizer = _tokenizer()
     processor = _processor(tokenizer)
     model = _model(tokenizer)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
-    scheduler = warmup_cosine(optimizer, warmup=50, total=max_steps)
     eval_rng = np.random.default_rng(SEED + 1)
     evaluation = [_batch(processor, eval_rng, 32) for _ in range(3)]
-    started, step, accuracy, loss_value, streak = time.monotonic(), 0, 0.0, float("nan"), 0
-    model.train()
-    for step in range(1, max_steps + 1):
-        batch = _batch(processor, rng, 16)
-        loss = model(**batch).loss
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        scheduler.step()
-        loss_value = float(loss)
-        if step % 50 == 0:
-            model.eval()
-            accuracy = min(_accuracy(model, batch) for batch in evaluation)
-            model.train()
-            log.info("mllama: step %d loss %.4f held-out exact %.3f", step, loss_value, accuracy)
-            streak = streak + 1 if accuracy == 1.0 else 0
-            if streak >= 3:
-                break
-    model.eval()
+    run = train_until_exact(
+        NAME,
+        model,
+        lambda: _batch(processor, rng, 16),
+        lambda: min(_accuracy(model, batch) for batch in evaluation),
+        lr=3e-3,
+        warmup=50,
+        max_steps=max_steps,
+        every=50,
+    )
     output.mkdir(parents=True, exist_ok=True)
     model.generation_config.eos_token_id = [
         tokenizer.convert_tokens_to_ids("<|eot_id|>"),
@@ -299,10 +285,10 @@ def build(output: Path, *, max_steps: int = 1500) -> dict[str, Any]:
     return {
         "architecture": "MllamaForConditionalGeneration",
         "seed": SEED,
-        "steps": step,
-        "final_loss": round(loss_value, 6),
-        "held_out_exact_answer_rate": accuracy,
-        "train_seconds": round(time.monotonic() - started, 1),
+        "steps": run.steps,
+        "final_loss": round(run.final_loss, 6),
+        "held_out_exact_answer_rate": run.exact_rate,
+        "train_seconds": round(run.seconds, 1),
         "parameters": sum(p.numel() for p in model.parameters()),
         "image_token_id": tokenizer.convert_tokens_to_ids(IMAGE_TOKEN),
         "colours": list(COLOURS),

@@ -13,14 +13,13 @@ import io
 import itertools
 import logging
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from converters.ct2 import convert_transformers
-from converters.tiny.common import seed_everything, warmup_cosine
+from converters.tiny.common import seed_everything, train_until_exact
 
 log = logging.getLogger(__name__)
 
@@ -254,7 +253,6 @@ def ct2_exact_rate(model_dir: Path) -> float:
 def build(output: Path, *, ct2_output: Path | None = None, max_steps: int = 2500) -> dict[str, Any]:
     """Train the tiny NLLB; save it at ``output``, its CTranslate2 int8 form at ``ct2_output``."""
     import ctranslate2
-    import torch
 
     seed_everything(SEED)
     rng = np.random.default_rng(SEED)
@@ -266,38 +264,26 @@ def build(output: Path, *, ct2_output: Path | None = None, max_steps: int = 2500
     model = _model(tokenizer)
     pairs = _pairs(tokenizer)
     everything = _tensors(tokenizer, pairs)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
-    scheduler = warmup_cosine(optimizer, warmup=50, total=max_steps)
-    started, step, rate, loss_value, streak = time.monotonic(), 0, 0.0, float("nan"), 0
-    model.train()
-    for step in range(1, max_steps + 1):
-        chosen = rng.choice(len(pairs), size=64, replace=False)
-        loss = model(**_tensors(tokenizer, [pairs[i] for i in chosen])).loss
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        scheduler.step()
-        loss_value = float(loss)
-        if step % 100 == 0:
-            model.eval()
-            rate = _exact_rate(model, everything)
-            model.train()
-            log.info("nllb: step %d loss %.4f exact %.3f", step, loss_value, rate)
-            streak = streak + 1 if rate == 1.0 else 0
-            if streak >= 3:
-                break
-    model.eval()
+    run = train_until_exact(
+        NAME,
+        model,
+        lambda: _tensors(tokenizer, [pairs[i] for i in rng.choice(len(pairs), 64, replace=False)]),
+        lambda: _exact_rate(model, everything),
+        lr=3e-3,
+        warmup=50,
+        max_steps=max_steps,
+        every=100,
+    )
     model.generation_config.decoder_start_token_id = tokenizer.eos_token_id
     model.generation_config.max_length = 200
     model.save_pretrained(output, safe_serialization=True)
     record: dict[str, Any] = {
         "architecture": "M2M100ForConditionalGeneration",
         "seed": SEED,
-        "steps": step,
-        "final_loss": round(loss_value, 6),
-        "exact_translation_rate": rate,
-        "train_seconds": round(time.monotonic() - started, 1),
+        "steps": run.steps,
+        "final_loss": round(run.final_loss, 6),
+        "exact_translation_rate": run.exact_rate,
+        "train_seconds": round(run.seconds, 1),
         "parameters": sum(p.numel() for p in model.parameters()),
         "vocabulary_size": len(tokenizer),
         "language_codes": len(flores200_codes()),
