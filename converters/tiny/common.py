@@ -138,6 +138,19 @@ class TrainingRun:
     seconds: float
 
 
+def answer_exact_rate(model: Any, batch: dict[str, Any]) -> float:
+    """Share of samples whose every labelled token is the argmax: exactly the samples greedy
+    decoding would answer right (teacher forcing makes each prefix the right one)."""
+    import torch
+
+    with torch.no_grad():
+        logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits
+    predicted = logits[:, :-1].argmax(-1)
+    target = batch["labels"][:, 1:]
+    mask = target != -100
+    return float(((predicted == target) | ~mask).all(dim=1).float().mean())
+
+
 def train_until_exact(
     name: str,
     model: Any,

@@ -21,6 +21,7 @@ import numpy.typing as npt
 
 from converters.tiny.common import (
     COLOURS,
+    answer_exact_rate,
     colour_image,
     seed_everything,
     train_byte_level_bpe,
@@ -253,18 +254,6 @@ def _resize(video: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
     )
 
 
-def _accuracy(model: Any, batch: dict[str, Any]) -> float:
-    """Share of samples whose every answer token is the argmax (what greedy decoding emits)."""
-    import torch
-
-    with torch.no_grad():
-        logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits
-    predicted = logits[:, :-1].argmax(-1)
-    target = batch["labels"][:, 1:]
-    mask = target != -100
-    return float(((predicted == target) | ~mask).all(dim=1).float().mean())
-
-
 def build(output: Path, *, max_steps: int = 4000) -> dict[str, Any]:
     """Train the tiny LLaVA-NeXT-Video and save a Hugging Face folder; returns the record."""
 
@@ -279,7 +268,7 @@ def build(output: Path, *, max_steps: int = 4000) -> dict[str, Any]:
         NAME,
         model,
         lambda: _batch(processor, rng, 16),
-        lambda: min(_accuracy(model, batch) for batch in evaluation),
+        lambda: min(answer_exact_rate(model, batch) for batch in evaluation),
         lr=2e-3,
         warmup=200,
         max_steps=max_steps,

@@ -17,6 +17,7 @@ import numpy as np
 
 from converters.tiny.common import (
     COLOURS,
+    answer_exact_rate,
     colour_image,
     seed_everything,
     train_byte_level_bpe,
@@ -240,19 +241,6 @@ def _batch(processor: Any, rng: np.random.Generator, size: int) -> dict[str, Any
     }
 
 
-def _accuracy(model: Any, batch: dict[str, Any]) -> float:
-    """Share of samples whose every answer token is the argmax (what greedy decoding emits)."""
-    import torch
-
-    with torch.no_grad():
-        logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits
-    predicted = logits[:, :-1].argmax(-1)
-    target = batch["labels"][:, 1:]
-    mask = target != -100
-    correct = ((predicted == target) | ~mask).all(dim=1)
-    return float(correct.float().mean())
-
-
 def build(output: Path, *, max_steps: int = 1500) -> dict[str, Any]:
     """Train the tiny Mllama and save a Hugging Face folder at ``output``; returns the record."""
 
@@ -267,7 +255,7 @@ def build(output: Path, *, max_steps: int = 1500) -> dict[str, Any]:
         NAME,
         model,
         lambda: _batch(processor, rng, 16),
-        lambda: min(_accuracy(model, batch) for batch in evaluation),
+        lambda: min(answer_exact_rate(model, batch) for batch in evaluation),
         lr=3e-3,
         warmup=50,
         max_steps=max_steps,
