@@ -2,9 +2,9 @@
 
 Starts real ``vllm serve`` processes for the tiny Mllama and LLaVA-NeXT-Video stand-ins, captions
 each image (as a JPEG data URL) and each video (frames sampled uniformly in time, sent as
-``data:video/jpeg;base64,<f1>,<f2>,...``) concurrently, translates every caption with the tiny
-NLLB on CTranslate2, and writes one JSON line per asset. The full bulk client (``babelcap
-caption``) replaces this walk-through; the media handling here is deliberately minimal.
+``data:video/jpeg;base64,<f1>,<f2>,...``) concurrently, translates every caption with the
+translation engine (tiny NLLB, CTranslate2), and writes one JSON line per asset. The full bulk
+client (``babelcap caption``) replaces this walk-through; its media handling is minimal.
 """
 
 from __future__ import annotations
@@ -138,25 +138,22 @@ async def _caption(
 
 
 def _translate(records: list[dict[str, Any]], languages: list[str]) -> None:
-    """Translate every caption into every language in one CTranslate2 batch."""
-    import ctranslate2
-    import sentencepiece as spm
-
+    """Translate every caption into every language with the translation engine (one batch)."""
     from converters.tiny.common import ARTIFACTS
+    from server.translation import TranslationEngine, TranslationSettings
 
-    folder = ARTIFACTS / "nllb-ct2"
-    translator = ctranslate2.Translator(str(folder), device="cpu", compute_type="int8")
-    pieces = spm.SentencePieceProcessor(model_file=str(folder / "sentencepiece.bpe.model"))
     done = [r for r in records if r["status"] == "ok"]
-    jobs = [(record, lang) for record in done for lang in languages]
-    sources = [
-        ["eng_Latn", *pieces.encode(r["description"], out_type=str), "</s>"] for r, _ in jobs
-    ]
-    results = translator.translate_batch(
-        sources, target_prefix=[[lang] for _, lang in jobs], beam_size=1, max_decoding_length=96
-    )
-    for (record, lang), result in zip(jobs, results, strict=True):
-        record.setdefault("translations", {})[lang] = pieces.decode(result.hypotheses[0][1:])
+
+    async def run() -> dict[str, list[str]]:
+        engine = TranslationEngine(TranslationSettings(model=ARTIFACTS / "nllb-ct2"))
+        try:
+            return (await engine.translate([r["description"] for r in done], languages)).texts
+        finally:
+            await engine.aclose()
+
+    for language, outputs in asyncio.run(run()).items():
+        for record, text in zip(done, outputs, strict=True):
+            record.setdefault("translations", {})[language] = text
 
 
 async def _caption_all(paths: list[tuple[Path, str]], urls: dict[str, str]) -> list[dict[str, Any]]:
