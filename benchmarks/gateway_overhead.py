@@ -115,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     urls = json.dumps({b.name: b.base_url for b in supervisor.backends})
     gateway = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "--factory", "benchmarks.gateway_overhead:app_from_env",
-         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+         "--no-access-log", "--no-proxy-headers", "--no-server-header"],
         env={**os.environ, _BACKENDS_ENV: urls},
     )  # fmt: skip
     direct, via = supervisor.backends[0].base_url, f"http://127.0.0.1:{port}"
