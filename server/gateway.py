@@ -31,6 +31,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from server.http_errors import openai_error
 from server.translation.api import install_error_handlers
 from server.translation.api import router as translation_router
 
@@ -95,16 +96,6 @@ class _Metrics:
         )
 
 
-def _error(
-    status: int, message: str, kind: str, code: str | None = None, **headers: str
-) -> Response:
-    return JSONResponse(
-        {"error": {"message": message, "type": kind, "code": code}},
-        status_code=status,
-        headers=headers or None,
-    )
-
-
 def _libre_api_key(raw: bytes) -> str:
     try:
         body = json.loads(raw)
@@ -151,7 +142,7 @@ class _Guard:
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self.config.max_body_bytes:
             limit = self.config.max_body_bytes
-            await _error(413, f"request body over {limit} bytes", "invalid_request_error",
+            await openai_error(413, f"request body over {limit} bytes", "invalid_request_error",
                          "body_too_large")(scope, receive, send)  # fmt: skip
             return
         if self.config.api_key and path != "/health":
@@ -162,7 +153,7 @@ class _Guard:
                 token = _libre_api_key(body)
                 receive = _replay(body)
             if not hmac.compare_digest(token.encode(), self.config.api_key.encode()):
-                refusal = _error(
+                refusal = openai_error(
                     401,
                     "missing or wrong API key: send 'Authorization: Bearer KEY'",
                     "authentication_error",
@@ -284,7 +275,7 @@ def create_gateway(
     async def chat(request: Request) -> Response:
         raw = await request.body()
         if len(raw) > config.max_body_bytes:  # a chunked body has no Content-Length to check
-            return _error(
+            return openai_error(
                 413,
                 f"request body over {config.max_body_bytes} bytes",
                 "invalid_request_error",
@@ -293,11 +284,11 @@ def create_gateway(
         try:
             body = json.loads(raw)
         except json.JSONDecodeError as error:
-            return _error(400, f"body is not JSON: {error}", "invalid_request_error")
+            return openai_error(400, f"body is not JSON: {error}", "invalid_request_error")
         model = body.get("model") if isinstance(body, dict) else None
         backend = by_name.get(model) if isinstance(model, str) else None
         if backend is None:
-            return _error(
+            return openai_error(
                 404,
                 f"model {model!r} is not served here; GET /v1/models lists {', '.join(by_name)}",
                 "invalid_request_error",
@@ -310,7 +301,7 @@ def create_gateway(
             if urlparse(u).hostname not in config.allowed_media_domains
         ]
         if remote:
-            return _error(
+            return openai_error(
                 400,
                 f"remote media URL refused: {remote[0][:200]}; send the media as a "
                 "data: URL, or allow its host in the profile's allowed_media_domains",
@@ -318,7 +309,7 @@ def create_gateway(
                 "remote_media_refused",
             )
         if backend.state != "ready":
-            return _error(
+            return openai_error(
                 503,
                 f"model {backend.name} is {backend.state}; retry shortly",
                 "service_unavailable",
@@ -332,7 +323,7 @@ def create_gateway(
                 headers={"content-type": "application/json"},
             )
         except (aiohttp.ClientConnectionError, TimeoutError) as error:
-            return _error(
+            return openai_error(
                 503,
                 f"model {backend.name} did not answer ({type(error).__name__}); retry shortly",
                 "service_unavailable",

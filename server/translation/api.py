@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from client.errors import TranslationError
+from server.http_errors import openai_error
 from server.translation.engine import TranslationEngine
 from server.translation.languages import UnknownLanguageError
 
@@ -48,16 +49,10 @@ class LibreRequest(BaseModel):
     api_key: str | None = None
 
 
-def _openai_error(status: int, message: str, kind: str, code: str | None = None) -> JSONResponse:
-    return JSONResponse(
-        {"error": {"message": message, "type": kind, "code": code}}, status_code=status
-    )
-
-
 def _error(request: Request, status: int, message: str, kind: str, code: str | None) -> Response:
     if request.url.path in _LIBRE_PATHS:
         return JSONResponse({"error": message}, status_code=status)
-    return _openai_error(status, message, kind, code)
+    return openai_error(status, message, kind, code)
 
 
 def router(engine: TranslationEngine, model_id: str = "nllb") -> APIRouter:
