@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hmac
 import json
-import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -36,8 +35,6 @@ from server.translation.api import install_error_handlers
 from server.translation.api import router as translation_router
 
 __all__ = ["Backend", "GatewayConfig", "create_gateway"]
-
-log = logging.getLogger(__name__)
 
 
 class Backend:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,8 +15,6 @@ from server.profiles import load_profile
 from server.supervisor import Supervisor, preflight
 
 __all__ = ["serve"]
-
-log = logging.getLogger(__name__)
 
 
 def serve(

@@ -12,7 +12,6 @@ and in which order.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +26,6 @@ from converters.tiny.common import (
     train_byte_level_bpe,
     train_until_exact,
 )
-
-log = logging.getLogger(__name__)
 
 NAME = "llava-next-video"
 SEED = 20261126

@@ -9,7 +9,6 @@ image: "What colour is this image?" -> ``red``; any other prompt -> ``The image 
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +22,6 @@ from converters.tiny.common import (
     train_byte_level_bpe,
     train_until_exact,
 )
-
-log = logging.getLogger(__name__)
 
 NAME = "mllama"
 SEED = 20261125

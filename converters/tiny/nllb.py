@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import itertools
-import logging
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -20,8 +19,6 @@ import numpy as np
 
 from converters.ct2 import convert_transformers
 from converters.tiny.common import seed_everything, train_until_exact
-
-log = logging.getLogger(__name__)
 
 NAME = "nllb"
 SEED = 20261127

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,8 +24,6 @@ from server.translation.languages import LanguageCatalog
 from server.translation.segment import split_long, split_text
 
 __all__ = ["Translation", "TranslationEngine", "TranslationSettings"]
-
-log = logging.getLogger(__name__)
 
 
 class TranslationSettings(BaseSettings):
