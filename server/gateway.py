@@ -40,9 +40,12 @@ __all__ = ["Backend", "GatewayConfig", "create_gateway"]
 class Backend:
     """What the gateway knows of one vLLM backend: its model id, base URL and state."""
 
-    def __init__(self, name: str, role: str, base_url: str) -> None:
+    def __init__(
+        self, name: str, role: str, base_url: str, media: dict[str, int] | None = None
+    ) -> None:
         self.name = name
         self.role = role
+        self.media = media or {}
         self.base_url = base_url.rstrip("/")
         self.state = "starting"  # starting | ready | restarting | failed
 
@@ -252,7 +255,7 @@ def create_gateway(
                 "object": "model",
                 "created": now,
                 "owned_by": "babelcap",
-                "babelcap": {"role": b.role, "state": b.state},
+                "babelcap": {"role": b.role, "state": b.state, "media": b.media},
             }
             for b in by_name.values()
         ]

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from client.errors import ConfigurationError
 from server.vllm_process import VllmBackend
 
-__all__ = ["BUILTIN_PROFILES", "Profile", "TranslationBackend", "load_profile"]
+__all__ = ["BUILTIN_PROFILES", "MediaHints", "Profile", "TranslationBackend", "load_profile"]
 
 
 class TranslationBackend(BaseModel):
@@ -29,6 +29,20 @@ class TranslationBackend(BaseModel):
     compute_type: str = Field("default", description="CTranslate2 compute type")
 
 
+class MediaHints(BaseModel):
+    """What the model's processor really uses, so clients send no more pixels than it sees.
+
+    Listed by ``/v1/models`` (under ``babelcap.media``); ``babelcap caption`` follows them.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    tile_size: int = Field(560, gt=0, description="image tile side in pixels (Mllama: 560)")
+    max_tiles: int = Field(4, gt=0, description="most tiles per image (Mllama: 4)")
+    frames: int = Field(8, gt=0, description="video frames per clip (LLaVA-NeXT-Video: 8)")
+    frame_size: int = Field(336, gt=0, description="video frame short side (LLaVA-NeXT: 336)")
+
+
 class ServedModel(BaseModel):
     """A vision model: the vLLM backend and the media kind it takes."""
 
@@ -36,6 +50,7 @@ class ServedModel(BaseModel):
 
     role: Literal["image", "video"] = Field(description="images go to Mllama, videos to LLaVA")
     backend: VllmBackend
+    media: MediaHints = Field(default_factory=MediaHints)
 
 
 class Profile(BaseModel):
@@ -83,7 +98,13 @@ def _tiny_cpu() -> Profile:
     return Profile(
         name="tiny-cpu",
         description="the committed tiny stand-ins on the CPU vLLM build (tests, CI, demo)",
-        models=[ServedModel(role="image", backend=image), ServedModel(role="video", backend=video)],
+        models=[
+            # The stand-ins' processors: 56 px tiles (at most 4); 2-4 frames of 64 px.
+            ServedModel(role="image", backend=image, media=MediaHints(tile_size=56)),
+            ServedModel(
+                role="video", backend=video, media=MediaHints(frames=4, frame_size=64)
+            ),
+        ],
         translation=TranslationBackend(name="tiny-nllb", model=ARTIFACTS / "nllb-ct2"),
     )
 

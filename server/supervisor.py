@@ -88,7 +88,12 @@ class Supervisor:
             for m in profile.models
         }
         self.backends = [
-            Backend(m.backend.name, m.role, self.processes[m.backend.name].base_url[:-3])
+            Backend(
+                m.backend.name,
+                m.role,
+                self.processes[m.backend.name].base_url[:-3],
+                m.media.model_dump(),
+            )
             for m in profile.models
         ]
         self.restarts = dict.fromkeys(self.processes, 0)
