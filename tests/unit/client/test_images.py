@@ -1,0 +1,122 @@
+"""Image preparation: the classic conversion mistakes do not happen, and size is capped."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from client.errors import MediaDecodeError
+from client.images import prepare_image, target_size
+
+
+def _decoded(prepared):
+    return Image.open(io.BytesIO(prepared.jpeg)).convert("RGB")
+
+
+def _centre(image):
+    return image.getpixel((image.width // 2, image.height // 2))
+
+
+def _close(rgb, expected, tolerance=12):
+    return all(abs(a - b) <= tolerance for a, b in zip(rgb, expected, strict=True))
+
+
+@pytest.mark.parametrize(
+    ("size", "expected"),
+    [
+        ((4000, 3000), (1120, 840)),  # 2x2 tiles
+        ((3000, 4000), (840, 1120)),
+        ((4000, 1000), (2240, 560)),  # 4x1 tiles
+        ((500, 400), (500, 400)),  # never upscaled
+        ((12000, 100), (2240, 19)),
+    ],
+)
+def test_target_size_is_what_llama_vision_keeps(size, expected):
+    assert target_size(*size, 560, 4) == expected
+
+
+def test_a_12_megapixel_jpeg_is_sent_at_the_model_size(tmp_path):
+    path = tmp_path / "big.jpg"
+    Image.new("RGB", (4000, 3000), (200, 40, 40)).save(path, quality=90)
+    prepared = prepare_image(path)
+    assert _decoded(prepared).size == (1120, 840)
+    assert (prepared.meta["width"], prepared.meta["height"]) == (4000, 3000)
+    assert (prepared.meta["sent_width"], prepared.meta["sent_height"]) == (1120, 840)
+
+
+def test_transparent_logo_is_composited_on_white_not_black(tmp_path):
+    path = tmp_path / "logo.png"
+    image = Image.new("RGBA", (100, 100), (0, 0, 0, 0))
+    image.paste((30, 170, 40, 255), (0, 0, 100, 20))
+    image.save(path)
+    out = _decoded(prepare_image(path))
+    assert _close(_centre(out), (255, 255, 255))
+    assert _close(out.getpixel((50, 5)), (30, 170, 40))
+
+
+def test_palette_with_transparency(tmp_path):
+    path = tmp_path / "p.gif"
+    image = Image.new("P", (40, 40), 0)
+    image.putpalette([0, 0, 0, 200, 30, 30] + [0] * 762)
+    image.paste(1, (0, 0, 40, 20))
+    image.save(path, transparency=0)
+    out = _decoded(prepare_image(path))
+    assert _close(out.getpixel((20, 5)), (200, 30, 30))
+    assert _close(out.getpixel((20, 35)), (255, 255, 255))
+
+
+def test_16_bit_grayscale_keeps_its_brightness(tmp_path):
+    path = tmp_path / "gray16.png"
+    Image.fromarray(np.full((64, 64), 16384, dtype=np.uint16)).save(path)  # 25% grey
+    value = _centre(_decoded(prepare_image(path)))[0]
+    assert 55 <= value <= 75  # naive convert("L") gives 255
+
+
+def test_cmyk_jpeg_colours(tmp_path):
+    path = tmp_path / "cmyk.jpg"
+    Image.new("RGB", (64, 64), (220, 30, 30)).convert("CMYK").save(path, quality=95)
+    assert _close(_centre(_decoded(prepare_image(path))), (220, 30, 30), 20)
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    path = tmp_path / "rotated.jpg"
+    image = Image.new("RGB", (200, 100), (30, 60, 220))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise to display
+    image.save(path, exif=exif)
+    prepared = prepare_image(path)
+    assert _decoded(prepared).size == (100, 200)
+    assert (prepared.meta["width"], prepared.meta["height"]) == (100, 200)
+    assert prepared.meta["exif_orientation"] == 6
+
+
+def test_animated_gif_uses_its_middle_frame_and_says_so(tmp_path):
+    path = tmp_path / "anim.gif"
+    frames = [Image.new("RGB", (32, 32), c) for c in [(255, 0, 0), (0, 255, 0), (0, 0, 255)]]
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=100)
+    prepared = prepare_image(path)
+    assert prepared.meta["animated"] and prepared.meta["frames"] == 3
+    assert _close(_centre(_decoded(prepared)), (0, 255, 0), 30)
+
+
+def test_pixel_cap_is_checked_from_the_header(tmp_path):
+    path = tmp_path / "bomb.png"
+    Image.new("1", (12000, 12000)).save(path)  # small file, 144 MP
+    with pytest.raises(MediaDecodeError, match="144 megapixels, over the 90 MP limit"):
+        prepare_image(path)
+
+
+def test_truncated_and_non_images_fail_clearly(tmp_path):
+    good = tmp_path / "good.jpg"
+    Image.new("RGB", (64, 64), (1, 2, 3)).save(good)
+    truncated = tmp_path / "truncated.jpg"
+    truncated.write_bytes(good.read_bytes()[:200])
+    with pytest.raises(MediaDecodeError, match=r"truncated\.jpg"):
+        prepare_image(truncated)
+    text = tmp_path / "text.jpg"
+    text.write_text("hello", encoding="utf-8")
+    with pytest.raises(MediaDecodeError, match="not an image Pillow can read"):
+        prepare_image(text)
