@@ -101,6 +101,42 @@ def _translation_server(args: argparse.Namespace) -> int:
     return 0
 
 
+def _caption(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from client.config import settings_from_args
+    from client.errors import ServerUnavailableError
+    from client.progress import render_summary
+    from client.runner import caption, write_summary
+
+    settings = settings_from_args(args)
+    try:
+        summary, code = asyncio.run(caption(settings, args.paths))
+    except ServerUnavailableError as error:  # before any asset: nothing to keep
+        sys.stderr.write(f"babelcap caption: {error}\n")
+        return 3
+    except KeyboardInterrupt:
+        sys.stderr.write(
+            f"babelcap caption: interrupted; finished assets are in {settings.output}, rerun "
+            "with --resume to continue\n"
+        )
+        return 130
+    where = write_summary(summary, settings.output)
+    sys.stdout.write(f"babelcap caption: summary (also in {where})\n{render_summary(summary)}")
+    return code
+
+
+def _export(args: argparse.Namespace) -> int:
+    from client.export import export
+
+    results = Path(args.results)
+    suffix = {"seed-json": ".json", "csv": ".csv", "parquet": ".parquet"}[args.format]
+    output = Path(args.output) if args.output else results.with_suffix(suffix)
+    count = export(results, args.format, output)
+    sys.stdout.write(f"exported {count} records to {output}\n")
+    return 0
+
+
 def _serve(args: argparse.Namespace) -> int:
     from server.serve import serve
 
@@ -129,10 +165,11 @@ def _parser() -> argparse.ArgumentParser:
         "demo",
         help="serve the tiny CPU models and caption the bundled example media",
         description=(
-            "The embedded default job: start vLLM (CPU build) for the tiny Mllama and "
-            "LLaVA-NeXT-Video stand-ins, caption every image and video given (default: the "
-            "bundled examples), translate each caption with the tiny NLLB model on CTranslate2, "
-            "and write one JSON record per asset. Needs the CPU stack (make stack)."
+            "The embedded default job, end to end: start 'babelcap serve --profile tiny-cpu' "
+            "(vLLM's CPU build serving the tiny Mllama and LLaVA-NeXT-Video stand-ins, the tiny "
+            "NLLB on CTranslate2) on a free port, run 'babelcap caption' over the media given "
+            "(default: the bundled examples) with every task, print each description and its "
+            "translations, and stop the server. Needs the CPU stack (make stack)."
         ),
     )
     demo.add_argument(
@@ -182,6 +219,44 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--log-dir", default="out/logs", help="where each backend's log goes")
     serve.set_defaults(handler=_serve)
+
+    from client.config import add_arguments
+
+    caption = commands.add_parser(
+        "caption",
+        help="caption folders of images and videos, with tags, analyses and translations",
+        description=(
+            "Walk files, folders (recursively), globs and file lists; decide each file's type "
+            "by content; send images (resized to what the model sees) and videos (N frames "
+            "sampled uniformly in time) to a babelcap server with every task's prompt, "
+            "concurrently; parse tags; translate the chosen tasks' text into --languages; and "
+            "append one JSON line per asset to --output as each finishes. Bad files become "
+            "error records, never a crash. Every flag can also be set as BABELCAP_<FLAG> "
+            "(e.g. BABELCAP_CONCURRENCY=32)."
+        ),
+        epilog=(
+            "exit status: 0 all assets ok, 1 some failed (see their records), 2 bad settings, "
+            "3 stopped because no server answered (rerun with --resume), 130 interrupted"
+        ),
+    )
+    caption.add_argument("paths", nargs="*", help="files, folders or globs ('ads/**/*.mp4')")
+    add_arguments(caption)
+    caption.set_defaults(handler=_caption)
+
+    export = commands.add_parser(
+        "export",
+        help="convert a results file to the seed JSON, CSV or Parquet",
+        description=(
+            "seed-json: the original article's shape ({'descriptions': [...], 'stats': {...}} "
+            "with description_english, translation_<language>, generated_tokens, timings and "
+            "video metadata; averages over processed media only). csv: one row per asset. "
+            "parquet: the same, typed (needs pyarrow: pip install 'babelcap[export]')."
+        ),
+    )
+    export.add_argument("results", help="the JSONL file written by babelcap caption")
+    export.add_argument("--format", required=True, choices=["seed-json", "csv", "parquet"])
+    export.add_argument("--output", help="file to write (default: results name + .json/.csv/...)")
+    export.set_defaults(handler=_export)
 
     convert = commands.add_parser(
         "convert",

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+from collections.abc import Coroutine
+from typing import Any
 
 import httpx
 
 from client.errors import RequestFailedError, ServerUnavailableError
+from client.requests import ServerPool
 
-__all__ = ["translate_remote"]
+__all__ = ["TranslationBatcher", "translate_remote"]
+
+_Waiter = asyncio.Future[dict[str, list[str]]]
 
 
 def translate_remote(
@@ -44,3 +50,66 @@ def translate_remote(
             body=response.text,
         )
     return {t["target_language"]: t["texts"] for t in response.json()["translations"]}
+
+
+class TranslationBatcher:
+    """Gathers the texts of many assets into few ``/v1/translations`` calls.
+
+    Each asset awaits :meth:`translate`; calls arriving within ``window_s`` of each other (up to
+    ``max_texts`` texts) go to the server as one request, so the server batches every sentence x
+    language of many assets into one CTranslate2 call.
+    """
+
+    def __init__(
+        self, pool: ServerPool, languages: list[str], *, max_texts: int = 64, window_s: float = 0.05
+    ) -> None:
+        self.pool, self.languages = pool, languages
+        self.max_texts, self.window_s = max_texts, window_s
+        self.requests = 0
+        self._waiting: list[tuple[list[str], _Waiter]] = []
+        self._collecting = False
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def translate(self, texts: list[str]) -> dict[str, list[str]]:
+        """{language: translations of ``texts`` in order}."""
+        if not texts or not self.languages:
+            return {language: [] for language in self.languages}
+        future: asyncio.Future[dict[str, list[str]]] = asyncio.get_running_loop().create_future()
+        self._waiting.append((texts, future))
+        if sum(len(t) for t, _ in self._waiting) >= self.max_texts:
+            batch, self._waiting = self._waiting, []
+            self._spawn(self._send(batch))
+        elif not self._collecting:
+            self._collecting = True
+            self._spawn(self._after_window())
+        return await future
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coroutine)
+        self._tasks.add(task)  # keep a reference until done
+        task.add_done_callback(self._tasks.discard)
+
+    async def _after_window(self) -> None:
+        await asyncio.sleep(self.window_s)
+        self._collecting = False
+        batch, self._waiting = self._waiting, []
+        await self._send(batch)
+
+    async def _send(self, batch: list[tuple[list[str], _Waiter]]) -> None:
+        if not batch:
+            return
+        texts = [text for chunk, _ in batch for text in chunk]
+        self.requests += 1
+        try:
+            result = await self.pool.translate(texts, self.languages)
+        except Exception as error:  # every waiting asset learns of it
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(error)
+            return
+        start = 0
+        for chunk, future in batch:
+            end = start + len(chunk)
+            if not future.done():
+                future.set_result({code: outputs[start:end] for code, outputs in result.items()})
+            start = end

@@ -7,8 +7,6 @@ import base64
 import io
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import httpx
@@ -17,62 +15,9 @@ import pytest
 from PIL import Image
 
 from converters.tiny.common import COLOURS
-from server.vllm_process import free_port
+from tests.integration.serving import KEY, cmdline, vllm_children
 
 pytestmark = pytest.mark.vllm
-KEY = "test-key-0123"
-
-
-@pytest.fixture(scope="module")
-def gateway(tmp_path_factory):
-    port = free_port()
-    logs = tmp_path_factory.mktemp("serve")
-    output = (logs / "serve.out").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "client.cli", "serve", "--profile", "tiny-cpu", "--port", str(port),
-         "--api-key", KEY, "--log-dir", str(logs)],
-        stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    backends: list[int] = []
-    try:
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline:
-            assert process.poll() is None, (logs / "serve.out").read_text()[-3000:]
-            try:
-                if httpx.get(f"{base}/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(1)
-        backends = _vllm_children(process.pid)
-        assert len(backends) == 2, (logs / "serve.out").read_text()[-3000:]
-        yield base, process
-    finally:
-        backends += _vllm_children(process.pid)  # restarted ones too
-        process.send_signal(signal.SIGINT)  # what Ctrl-C does
-        process.wait(timeout=60)
-        output.close()
-    # Every vLLM process the supervisor started is gone with it.
-    time.sleep(1)
-    assert [pid for pid in backends if os.path.exists(f"/proc/{pid}")] == []
-
-
-def _vllm_children(parent: int) -> list[int]:
-    children = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", encoding="utf-8") as handle:
-                ppid = int(handle.read().rsplit(")", 1)[1].split()[1])
-            with open(f"/proc/{entry}/cmdline", "rb") as handle:
-                command = handle.read()
-        except OSError:
-            continue
-        if ppid == parent and b"vllm.entrypoints" in command:
-            children.append(int(entry))
-    return children
 
 
 def _image(colour: str) -> dict:
@@ -199,7 +144,8 @@ def test_errors_are_openai_shaped(gateway):
 def test_a_crashed_backend_is_answered_503_then_restarted(gateway):
     base, process = gateway
     headers = {"Authorization": f"Bearer {KEY}"}
-    mllama = [pid for pid in _vllm_children(process.pid) if b"tiny-mllama" in _cmdline(pid)]
+    mllama = [pid for pid in vllm_children(process.pid) if b"tiny-mllama" in cmdline(pid)]
+    restarts = _restarts(base, headers)
     os.killpg(mllama[0], signal.SIGKILL)
     deadline = time.monotonic() + 30
     while httpx.get(f"{base}/health").json()["backends"]["tiny-mllama"] == "ready":
@@ -215,10 +161,11 @@ def test_a_crashed_backend_is_answered_503_then_restarted(gateway):
         time.sleep(1)
     up = httpx.post(f"{base}/v1/chat/completions", json=body, headers=headers)
     assert up.json()["choices"][0]["message"]["content"] == "The image is mostly red."
-    metrics = httpx.get(f"{base}/metrics", headers=headers).text
-    assert 'babelcap_backend_restarts_total{model="tiny-mllama"} 1.0' in metrics
+    assert _restarts(base, headers) == restarts + 1
 
 
-def _cmdline(pid: int) -> bytes:
-    with open(f"/proc/{pid}/cmdline", "rb") as handle:
-        return handle.read()
+def _restarts(base: str, headers: dict[str, str]) -> float:
+    for line in httpx.get(f"{base}/metrics", headers=headers).text.splitlines():
+        if line.startswith('babelcap_backend_restarts_total{model="tiny-mllama"}'):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0

@@ -1,4 +1,5 @@
-"""The tiny stand-ins answer checkably through vLLM's real OpenAI API (CPU build)."""
+"""The tiny stand-ins answer checkably through vLLM's real OpenAI API (CPU build), as served
+by `babelcap serve --profile tiny-cpu`."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from openai import OpenAI
 from PIL import Image
 
 from converters.tiny.common import COLOURS
+from tests.integration.serving import KEY
 
 pytestmark = pytest.mark.vllm
 
@@ -20,8 +22,8 @@ def _jpeg(colour: str, size: tuple[int, int] = (320, 240)) -> bytes:
     return buffer.getvalue()
 
 
-def _ask(base_url: str, model: str, part: dict, question: str) -> tuple[str, object]:
-    client = OpenAI(base_url=base_url, api_key="unused")
+def _ask(base: str, model: str, part: dict, question: str) -> tuple[str, object]:
+    client = OpenAI(base_url=f"{base}/v1", api_key=KEY)
     response = client.chat.completions.create(
         model=model,
         messages=[{"role": "user", "content": [part, {"type": "text", "text": question}]}],
@@ -32,10 +34,10 @@ def _ask(base_url: str, model: str, part: dict, question: str) -> tuple[str, obj
 
 
 @pytest.mark.parametrize("colour", ["red", "green", "blue", "yellow", "purple", "white"])
-def test_mllama_names_the_colour_of_a_data_url_image(tiny_vllm, colour):
+def test_mllama_names_the_colour_of_a_data_url_image(gateway, colour):
     url = "data:image/jpeg;base64," + base64.b64encode(_jpeg(colour)).decode()
     answer, usage = _ask(
-        tiny_vllm["tiny-mllama"].base_url,
+        gateway[0],
         "tiny-mllama",
         {"type": "image_url", "image_url": {"url": url}},
         "What colour is this image?",
@@ -44,12 +46,12 @@ def test_mllama_names_the_colour_of_a_data_url_image(tiny_vllm, colour):
     assert usage.completion_tokens >= 1 and usage.prompt_tokens > 10
 
 
-def test_mllama_answers_any_other_prompt_with_the_colour(tiny_vllm):
+def test_mllama_answers_any_other_prompt_with_the_colour(gateway):
     # The colour is the 5th generated token: this fails when decode steps lose the image
     # (vLLM CPU + IPEX without server/stack/patch_vllm_mllama_cpu.py).
     url = "data:image/jpeg;base64," + base64.b64encode(_jpeg("orange", (500, 300))).decode()
     answer, _ = _ask(
-        tiny_vllm["tiny-mllama"].base_url,
+        gateway[0],
         "tiny-mllama",
         {"type": "image_url", "image_url": {"url": url}},
         "Write a short caption for this advertisement.",
@@ -66,10 +68,10 @@ def test_mllama_answers_any_other_prompt_with_the_colour(tiny_vllm):
         ["orange", "black"],
     ],
 )
-def test_llava_next_video_names_frame_colours_in_order(tiny_vllm, colours):
+def test_llava_next_video_names_frame_colours_in_order(gateway, colours):
     frames = ",".join(base64.b64encode(_jpeg(c, (96, 64))).decode() for c in colours)
     answer, usage = _ask(
-        tiny_vllm["tiny-llava-next-video"].base_url,
+        gateway[0],
         "tiny-llava-next-video",
         {"type": "video_url", "video_url": {"url": "data:video/jpeg;base64," + frames}},
         "What colours appear in this video, in order?",

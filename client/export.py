@@ -1,0 +1,153 @@
+"""``babelcap export``: a results file as the original article's JSON, a CSV, or Parquet.
+
+- ``seed-json``: ``{"descriptions": [...], "stats": {...}}`` as the original scripts wrote it
+  (``description_english``, ``translation_<language>``, ``generated_tokens``, timings, video
+  metadata), with babelcap's other tasks alongside; averages count only media that was actually
+  processed (``ok`` records), never skipped or failed files.
+- ``csv``: one row per asset, one column per task, language and figure.
+- ``parquet``: the same rows with types (tags as a list); needs ``pyarrow``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+from client.errors import ConfigurationError
+from client.store import read_records
+
+__all__ = ["FORMATS", "export"]
+
+FORMATS = ("seed-json", "csv", "parquet")
+_VIDEO_KEYS = ("duration", "fps", "frame_count", "width", "height", "sampled_timestamps", "size")
+
+
+def _seed_item(record: dict[str, Any]) -> dict[str, Any]:
+    tasks = record.get("tasks") or {}
+    timings = record.get("timings") or {}
+    item: dict[str, Any] = {
+        "file": Path(record["path"]).name,
+        "path": record["path"],
+        "type": record["kind"],
+        "model": record.get("model"),
+        "description_english": (tasks.get("description") or {}).get("text"),
+    }
+    for language, texts in (record.get("translations") or {}).items():
+        if "description" in texts:
+            item[f"translation_{language}"] = texts["description"]
+        for task, text in texts.items():
+            if task != "description":
+                item[f"{task}_translation_{language}"] = text
+    for name, task in tasks.items():
+        if name == "description":
+            continue
+        item[name] = task.get("tags", task.get("text"))
+    item |= {
+        "generated_tokens": sum(t.get("completion_tokens", 0) for t in tasks.values()),
+        "prompt_tokens": sum(t.get("prompt_tokens", 0) for t in tasks.values()),
+        "preprocessing_time": timings.get("prepare_s"),
+        "inference_time": timings.get("inference_s"),
+        "translation_time": timings.get("translation_s"),
+        "total_time": record.get("seconds"),
+    }
+    if record["kind"] == "video":
+        media = record.get("media") or {}
+        item["video_metadata"] = {key: media.get(key) for key in _VIDEO_KEYS}
+    return item
+
+
+def _seed_json(records: list[dict[str, Any]], summary: dict[str, Any] | None) -> dict[str, Any]:
+    done = [r for r in records if r.get("status") == "ok"]
+    times = [r["seconds"] for r in done if isinstance(r.get("seconds"), int | float)]
+    temperatures = sorted(
+        {t.get("temperature") for r in done for t in (r.get("tasks") or {}).values()} - {None}
+    )
+    stats = {
+        "model": ", ".join(sorted({r["model"] for r in done if r.get("model")})) or None,
+        "temperature": temperatures[0] if len(temperatures) == 1 else temperatures or None,
+        "total_batch_time": summary["seconds"] if summary else round(sum(times), 3),
+        "count": len(done),
+        "average_time": round(statistics.fmean(times), 3) if times else None,
+        "errors": len(records) - len(done),
+        "generated_tokens": sum(_seed_item(r)["generated_tokens"] for r in done),
+    }
+    return {"descriptions": [_seed_item(r) for r in done], "stats": stats}
+
+
+def _row(record: dict[str, Any]) -> dict[str, Any]:
+    media = record.get("media") or {}
+    error = record.get("error") or {}
+    row: dict[str, Any] = {
+        "path": record["path"],
+        "kind": record["kind"],
+        "status": record["status"],
+        "error_kind": error.get("kind"),
+        "error_message": error.get("message"),
+        "model": record.get("model"),
+        "size": media.get("size"),
+        "width": media.get("width"),
+        "height": media.get("height"),
+        "duration": media.get("duration"),
+        "fps": media.get("fps"),
+        "frame_count": media.get("frame_count"),
+    }
+    for name, task in (record.get("tasks") or {}).items():
+        row[f"{name}_text"] = task.get("text")
+        if "tags" in task:
+            row[name] = task["tags"]
+        row[f"{name}_completion_tokens"] = task.get("completion_tokens")
+        row[f"{name}_ttft_s"] = task.get("ttft_s")
+        row[f"{name}_latency_s"] = task.get("latency_s")
+    for language, texts in (record.get("translations") or {}).items():
+        for task, text in texts.items():
+            row[f"{task}_{language}"] = text
+    row["seconds"] = record.get("seconds")
+    return row
+
+
+def _columns(rows: list[dict[str, Any]]) -> list[str]:
+    return list(dict.fromkeys(key for row in rows for key in row))
+
+
+def export(results: Path, fmt: str, output: Path) -> int:
+    """Write ``results`` as ``fmt`` to ``output``; returns the number of records exported."""
+    if fmt not in FORMATS:
+        raise ConfigurationError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if not results.is_file():
+        raise ConfigurationError(f"{results} is not a results file (from babelcap caption)")
+    records = read_records(results)
+    # A resumed run may have superseded records: the last one for a path wins.
+    records = list({r["path"]: r for r in records if "path" in r and "kind" in r}.values())
+    output.parent.mkdir(parents=True, exist_ok=True)
+    temporary = output.with_name(output.name + ".tmp")
+    if fmt == "seed-json":
+        summary_file = results.with_name(results.name + ".summary.json")
+        summary = json.loads(summary_file.read_text("utf-8")) if summary_file.exists() else None
+        document = _seed_json(records, summary)
+        temporary.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", "utf-8")
+    elif fmt == "csv":
+        rows = [_row(r) for r in records]
+        with temporary.open("w", encoding="utf-8", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=_columns(rows))
+            writer.writeheader()
+            for row in rows:
+                writer.writerow(
+                    {k: "; ".join(v) if isinstance(v, list) else v for k, v in row.items()}
+                )
+    else:
+        try:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+        except ImportError as error:
+            raise ConfigurationError(
+                "Parquet export needs pyarrow: pip install 'babelcap[export]'"
+            ) from error
+        rows = [_row(r) for r in records]
+        columns = _columns(rows)
+        table = pa.Table.from_pylist([{c: row.get(c) for c in columns} for row in rows])
+        pq.write_table(table, temporary)
+    temporary.replace(output)
+    return len(records)

@@ -1,0 +1,385 @@
+"""``babelcap caption``: walk -> decode (worker processes) -> ask every task (concurrently) ->
+parse tags -> translate (batched across assets) -> append one record per asset.
+
+Failures are data: a bad file or a failed request becomes that asset's error record and the
+run goes on. Only "no server answers" stops the run, cleanly, keeping everything finished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from client.config import CaptionSettings
+from client.discover import Found, Walk, read_file_list
+from client.errors import (
+    BabelcapError,
+    ConfigurationError,
+    MediaDecodeError,
+    RequestFailedError,
+    ServerUnavailableError,
+    TranslationError,
+)
+from client.media import MediaOptions, MediaPool
+from client.progress import Progress, RunStats
+from client.requests import Completion, RetryPolicy, ServerPool
+from client.store import Mode, ResultStore, content_hash, settings_hash
+from client.tags import parse_tags
+from client.translate import TranslationBatcher
+from prompts import TaskPrompt, load_prompts
+
+__all__ = ["Models", "caption", "choose_models"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Models:
+    """The model for each media kind (None: not served) and how to prepare its media."""
+
+    image: str | None
+    video: str | None
+    image_options: MediaOptions
+    video_options: MediaOptions
+
+
+def _error_kind(error: BaseException) -> str:
+    if isinstance(error, MediaDecodeError):
+        return "timeout" if "longer than" in str(error) else "decode"
+    if isinstance(error, RequestFailedError):
+        return "request"
+    if isinstance(error, TranslationError):
+        return "translation"
+    if isinstance(error, ConfigurationError):
+        return "config"
+    return "input"
+
+
+async def choose_models(pool: ServerPool, settings: CaptionSettings) -> Models:
+    """Image and video models from the servers' ``/v1/models`` (babelcap lists each model's role
+    and media hints), unless named in the settings."""
+    listed = {model["id"]: model for model in await pool.models()}
+    chosen: dict[str, tuple[str | None, dict[str, int]]] = {}
+    for role, explicit in (("image", settings.image_model), ("video", settings.video_model)):
+        name = explicit
+        if name is None:
+            name = next(
+                (i for i, m in listed.items() if (m.get("babelcap") or {}).get("role") == role),
+                None,
+            )
+        elif name not in listed:
+            raise ConfigurationError(
+                f"--{role}-model {name!r} is not served by {', '.join(pool.urls)}; served: "
+                f"{', '.join(listed) or 'none'}"
+            )
+        hints = ((listed.get(name) or {}).get("babelcap") or {}).get("media") or {} if name else {}
+        chosen[role] = (name, hints)
+    base = MediaOptions(max_pixels=settings.max_pixels, quality=settings.jpeg_quality)
+    image_hints, video_hints = chosen["image"][1], chosen["video"][1]
+    return Models(
+        image=chosen["image"][0],
+        video=chosen["video"][0],
+        image_options=MediaOptions(
+            tile_size=image_hints.get("tile_size", base.tile_size),
+            max_tiles=image_hints.get("max_tiles", base.max_tiles),
+            max_pixels=base.max_pixels,
+            quality=base.quality,
+        ),
+        video_options=MediaOptions(
+            frames=settings.frames or video_hints.get("frames", base.frames),
+            frame_size=video_hints.get("frame_size", base.frame_size),
+            max_pixels=base.max_pixels,
+            quality=base.quality,
+        ),
+    )
+
+
+def _select_tasks(settings: CaptionSettings) -> list[TaskPrompt]:
+    prompts = load_prompts(settings.prompts)
+    unknown = [t for t in settings.tasks if t not in prompts]
+    if unknown or not settings.tasks:
+        raise ConfigurationError(
+            f"unknown task(s) {', '.join(unknown) or '(none given)'}; available: "
+            f"{', '.join(sorted(prompts))} (add your own with --prompts FILE)"
+        )
+    for name in settings.translate:
+        if name not in settings.tasks:
+            raise ConfigurationError(f"--translate {name}: not among --tasks {settings.tasks}")
+        if prompts[name].output != "text":
+            raise ConfigurationError(f"--translate {name}: only text tasks are translated")
+    return [prompts[name] for name in dict.fromkeys(settings.tasks)]
+
+
+class _Run:
+    def __init__(
+        self,
+        settings: CaptionSettings,
+        tasks: list[TaskPrompt],
+        models: Models,
+        pool: ServerPool,
+        media: MediaPool,
+        store: ResultStore,
+        batcher: TranslationBatcher,
+        progress: Progress,
+    ) -> None:
+        self.settings, self.tasks, self.models = settings, tasks, models
+        self.pool, self.media, self.store = pool, media, store
+        self.batcher, self.progress, self.stats = batcher, progress, progress.stats
+        self.stop = asyncio.Event()
+
+    async def worker(self, queue: asyncio.Queue[Found | None]) -> None:
+        while (found := await queue.get()) is not None:
+            if self.stop.is_set():
+                continue  # drain without work
+            try:
+                record = await self.asset(found)
+            except ServerUnavailableError as error:
+                if not self.stop.is_set():
+                    self.stats.stopped = str(error)
+                    log.error("%s", error)
+                self.stop.set()
+                continue
+            if record is not None:
+                await asyncio.to_thread(self.store.append, record)
+                self.stats.add(record)
+                self.progress.update(record)
+
+    async def asset(self, found: Found) -> dict[str, Any] | None:
+        started = time.perf_counter()
+        record: dict[str, Any] = {
+            "path": str(found.path),
+            "kind": found.kind,
+            "status": "ok",
+            "error": None,
+            "model": None,
+            "media": {},
+            "tasks": {},
+            "translations": {},
+        }
+        timings: dict[str, float] = {}
+        try:
+            if found.error:
+                raise OSError(found.error)
+            assert found.kind is not None
+            digest = await asyncio.to_thread(content_hash, found.path)
+            if self.store.is_done(found.path, digest):
+                self.stats.resumed += 1
+                self.progress.update(resumed=True)
+                return None
+            record |= {"content_hash": digest, "settings_hash": self.store.settings}
+            image = found.kind == "image"
+            model = self.models.image if image else self.models.video
+            if model is None:
+                raise ConfigurationError(
+                    f"{found.path}: no {found.kind} model is served; start a profile that has "
+                    f"one or pass --{found.kind}-model"
+                )
+            record["model"] = model
+            options = self.models.image_options if image else self.models.video_options
+            t0 = time.perf_counter()
+            prepared = await self.media.prepare(found.kind, found.path, options)
+            timings["prepare_s"] = time.perf_counter() - t0
+            record["media"] = prepared.meta
+            await self._ask(record, found.kind, model, prepared.part, timings)
+            await self._translate(record, timings)
+        except ServerUnavailableError:
+            raise
+        except (BabelcapError, OSError) as error:
+            record["status"] = "error"
+            record["error"] = {"kind": _error_kind(error), "message": str(error)}
+        record["timings"] = {k: round(v, 4) for k, v in timings.items()}
+        record["seconds"] = round(time.perf_counter() - started, 4)
+        record["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+        return record
+
+    async def _ask(
+        self, record: dict[str, Any], kind: str, model: str, part: dict[str, Any],
+        timings: dict[str, float],
+    ) -> None:  # fmt: skip
+        meta = record["media"]
+        variables = {
+            "frames": len(meta.get("sampled_timestamps", [])),
+            "duration": meta.get("duration", 0.0),
+            "width": meta.get("width", 0),
+            "height": meta.get("height", 0),
+        }
+        tasks = [task for task in self.tasks if task.variant(kind) is not None]
+        temperature = {
+            task.task: task.temperature if self.settings.temperature is None
+            else self.settings.temperature
+            for task in tasks
+        }  # fmt: skip
+        t0 = time.perf_counter()
+        answers = await asyncio.gather(
+            *(
+                self.pool.chat(
+                    model,
+                    task.messages(kind, part, variables),
+                    max_tokens=self.settings.max_tokens or task.max_tokens,
+                    temperature=temperature[task.task],
+                )
+                for task in tasks
+            ),
+            return_exceptions=True,
+        )
+        timings["inference_s"] = time.perf_counter() - t0
+        failure: BaseException | None = None
+        for task, answer in zip(tasks, answers, strict=True):
+            if isinstance(answer, Completion):
+                result: dict[str, Any] = {
+                    "text": answer.text.strip(),
+                    "prompt_tokens": answer.prompt_tokens,
+                    "completion_tokens": answer.completion_tokens,
+                    "ttft_s": round(answer.ttft_s, 4),
+                    "latency_s": round(answer.latency_s, 4),
+                    "finish_reason": answer.finish_reason,
+                    "temperature": temperature[task.task],
+                }
+                if answer.attempts > 1:
+                    result["attempts"] = answer.attempts
+                if task.output == "tags":
+                    result["tags"] = parse_tags(answer.text)
+                record["tasks"][task.task] = result
+            elif isinstance(answer, ServerUnavailableError):
+                raise answer
+            elif isinstance(answer, BabelcapError):
+                failure = failure or answer
+            else:
+                raise answer
+        if failure is not None:
+            raise failure
+
+    async def _translate(self, record: dict[str, Any], timings: dict[str, float]) -> None:
+        names = [n for n in self.settings.translate if n in record["tasks"]]
+        texts = [record["tasks"][n]["text"] for n in names]
+        if not texts or not self.batcher.languages:
+            return
+        t0 = time.perf_counter()
+        try:
+            outputs = await self.batcher.translate(texts)
+        except RequestFailedError as error:
+            raise TranslationError(f"{record['path']}: translation failed: {error}") from error
+        timings["translation_s"] = time.perf_counter() - t0
+        record["translations"] = {
+            language: dict(zip(names, values, strict=True)) for language, values in outputs.items()
+        }
+
+
+def _sources(settings: CaptionSettings, paths: list[str]) -> Iterator[str]:
+    yield from paths
+    if settings.files_from is not None:
+        yield from read_file_list(settings.files_from)
+
+
+async def _feed(walk: Walk, queue: asyncio.Queue[Found | None], stop: asyncio.Event) -> None:
+    iterator = iter(walk)
+    while not stop.is_set():
+        chunk = await asyncio.to_thread(lambda: list(itertools.islice(iterator, 64)))
+        if not chunk:
+            return
+        for found in chunk:
+            await queue.put(found)
+
+
+async def _count(settings: CaptionSettings, paths: list[str], progress: Progress) -> None:
+    """Count the inputs in the background so the progress bar can show an ETA."""
+    if progress.bar is None:
+        return
+    counting = Walk(_sources(settings, paths), include_hidden=settings.include_hidden)
+    progress.set_total(await asyncio.to_thread(lambda: sum(1 for _ in counting)))
+
+
+async def _validate_languages(pool: ServerPool, languages: list[str]) -> list[str]:
+    """Resolve the codes on the server (``fr`` -> ``fra_Latn``); a bad one fails the run now."""
+    if not languages:
+        return []
+    try:
+        result = await pool.translate(["Hello."], languages)
+    except RequestFailedError as error:
+        raise ConfigurationError(f"--languages: {error}") from error
+    return list(result)
+
+
+async def caption(settings: CaptionSettings, paths: list[str]) -> tuple[dict[str, Any], int]:
+    """Caption everything under ``paths``; returns the run summary and the exit code
+    (0 all ok, 1 some assets failed, 3 stopped because no server answered)."""
+    if not paths and settings.files_from is None:
+        raise ConfigurationError("give at least one file, folder or glob (or --files-from FILE)")
+    if settings.resume and settings.overwrite:
+        raise ConfigurationError("--resume and --overwrite exclude each other")
+    tasks = _select_tasks(settings)
+    pool = ServerPool(
+        settings.server,
+        api_key=settings.api_key.get_secret_value() if settings.api_key else None,
+        concurrency=settings.concurrency,
+        request_timeout_s=settings.request_timeout_s,
+        policy=RetryPolicy(
+            max_retries=settings.max_retries, unavailable_timeout_s=settings.unavailable_timeout_s
+        ),
+    )
+    stats = RunStats()
+    progress = Progress(stats, quiet=settings.quiet)
+    media: MediaPool | None = None
+    store: ResultStore | None = None
+    walk = Walk(_sources(settings, paths), include_hidden=settings.include_hidden)
+    try:
+        models = await choose_models(pool, settings)
+        languages = await _validate_languages(pool, settings.languages)
+        fingerprint = {
+            "settings": settings.fingerprint(),
+            "languages": languages,
+            "prompts": [task.fingerprint() for task in tasks],
+            "models": [models.image, models.video],
+            "media": [models.image_options.__dict__, models.video_options.__dict__],
+        }
+        mode: Mode = "resume" if settings.resume else "overwrite" if settings.overwrite else "new"
+        store = ResultStore(settings.output, mode=mode, settings=settings_hash(fingerprint))
+        store.open()
+        media = MediaPool(settings.media_workers, settings.decode_timeout_s)
+        batcher = TranslationBatcher(pool, languages)
+        run = _Run(settings, tasks, models, pool, media, store, batcher, progress)
+        slots = max(2, math.ceil(settings.concurrency / len(tasks))) + settings.media_workers
+        queue: asyncio.Queue[Found | None] = asyncio.Queue(maxsize=2 * slots)
+        workers = [asyncio.create_task(run.worker(queue)) for _ in range(slots)]
+        counter = asyncio.create_task(_count(settings, paths, progress))
+        try:
+            await _feed(walk, queue, run.stop)
+        finally:
+            for _ in workers:
+                await queue.put(None)
+            await asyncio.gather(*workers)
+            counter.cancel()
+    finally:
+        progress.close()
+        if store is not None:
+            store.close()
+        if media is not None:
+            media.close()
+        await pool.aclose()
+    summary = stats.summary(walk.skipped, str(settings.output))
+    summary["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    summary["retries"] = pool.retries
+    summary["translation_requests"] = batcher.requests
+    if store is not None:
+        summary["resume"] = {"kept": store.kept, "redone": store.replaced}
+    code = 3 if stats.stopped else (1 if stats.errors else 0)
+    return summary, code
+
+
+def write_summary(summary: dict[str, Any], output: Path) -> Path:
+    """``<output>.summary.json``, written atomically."""
+    import json
+
+    path = output.with_name(output.name + ".summary.json")
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", "utf-8")
+    temporary.replace(path)
+    return path

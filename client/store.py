@@ -1,0 +1,146 @@
+"""The results file: one JSON line per asset, appended as each finishes, never half-written.
+
+Each record is written with one ``write`` on an ``O_APPEND`` descriptor, so a killed client
+leaves only whole lines (a power cut may leave a torn last line; it is dropped on resume).
+``--resume`` keeps every ``ok`` record whose content hash and settings match this run, moves the
+others (failures, other settings, torn lines) to ``<output>.replaced.jsonl`` so nothing is lost,
+rewrites the file atomically, and reports which assets are done.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from client.errors import ConfigurationError
+
+__all__ = ["Mode", "ResultStore", "content_hash", "read_records", "settings_hash"]
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["new", "resume", "overwrite"]
+
+
+def content_hash(path: Path) -> str:
+    """BLAKE2b-128 of the file's bytes."""
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, lambda: hashlib.blake2b(digest_size=16)).hexdigest()
+
+
+def settings_hash(fingerprint: dict[str, Any]) -> str:
+    """A short stable hash of everything that changes an asset's result."""
+    text = json.dumps(fingerprint, sort_keys=True, default=str, ensure_ascii=False)
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=8).hexdigest()
+
+
+def _key(path: str, content: str) -> str:
+    return f"{content}:{path}"
+
+
+@dataclass
+class ResultStore:
+    """Append-only JSONL results with resume."""
+
+    path: Path
+    mode: Mode = "new"
+    settings: str = ""
+    done: set[str] = field(default_factory=set)
+    kept: int = 0
+    replaced: int = 0
+    _fd: int | None = None
+
+    def open(self) -> None:
+        """Prepare the file for this run (see the module docstring); raise if it would clobber."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        exists = self.path.exists() and self.path.stat().st_size > 0
+        if exists and self.mode == "new":
+            raise ConfigurationError(
+                f"{self.path} already has results: pass --resume to continue that run (finished "
+                "assets are skipped) or --overwrite to start again"
+            )
+        if exists and self.mode == "resume":
+            self._compact()
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+        if self.mode == "overwrite":
+            flags |= os.O_TRUNC
+        self._fd = os.open(self.path, flags, 0o644)
+
+    def _compact(self) -> None:
+        keep: list[bytes] = []
+        others: list[bytes] = []
+        with self.path.open("rb") as handle:
+            for line in handle:
+                record = None
+                if line.endswith(b"\n"):
+                    try:
+                        record = json.loads(line)
+                    except ValueError:
+                        record = None
+                if (
+                    isinstance(record, dict)
+                    and record.get("status") == "ok"
+                    and record.get("settings_hash") == self.settings
+                    and record.get("content_hash")
+                    and _key(record.get("path", ""), record["content_hash"]) not in self.done
+                ):
+                    self.done.add(_key(record["path"], record["content_hash"]))
+                    keep.append(line)
+                elif line.strip():
+                    others.append(line if line.endswith(b"\n") else line + b"\n")
+        self.kept, self.replaced = len(keep), len(others)
+        if others:
+            with (self.path.parent / (self.path.name + ".replaced.jsonl")).open("ab") as handle:
+                handle.writelines(others)
+                handle.flush()
+                os.fsync(handle.fileno())
+        temporary = self.path.with_name(self.path.name + ".tmp")
+        with temporary.open("wb") as handle:
+            handle.writelines(keep)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, self.path)
+        log.info("resume: %d finished assets kept, %d records to redo", self.kept, self.replaced)
+
+    def is_done(self, path: Path, content: str) -> bool:
+        """Whether ``path`` with this content was already finished with these settings."""
+        return _key(str(path), content) in self.done
+
+    def append(self, record: dict[str, Any]) -> None:
+        """Write one record as one line, in one system call."""
+        if self._fd is None:
+            raise RuntimeError("ResultStore.open() first")
+        data = (json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+
+    def close(self) -> None:
+        """Flush to disk and close."""
+        if self._fd is not None:
+            os.fsync(self._fd)
+            os.close(self._fd)
+            self._fd = None
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """Every whole, valid record of a results file (torn or corrupt lines skipped, counted in
+    the log)."""
+    records, bad = [], 0
+    with path.open("rb") as handle:
+        for line in handle:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                bad += 1
+                continue
+            if isinstance(record, dict):
+                records.append(record)
+    if bad:
+        log.warning("%s: %d unreadable lines skipped", path, bad)
+    return records
