@@ -38,6 +38,28 @@ COLOURS: dict[str, tuple[int, int, int]] = {
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 
 
+def task_prompt_texts(kind: str) -> list[str]:
+    """babelcap's built-in task prompts for ``kind``, rendered with a few variable values: the
+    stand-ins learn that a long real prompt gets the default answer too."""
+    from prompts import load_prompts
+
+    texts = set()
+    for prompt in load_prompts().values():
+        variant = prompt.variant(kind)
+        for frames, duration in ((2, 2.0), (3, 3.0), (4, 4.0), (8, 31.6)):
+            if variant is not None:
+                texts.add(variant.text.format(frames=frames, duration=duration, width=0, height=0))
+    return sorted(texts)
+
+
+def other_prompt(rng: np.random.Generator, filler: list[str], prompts: list[str]) -> str:
+    """A prompt without a fixed answer shape: a built-in task prompt or 2-80 filler words."""
+    if prompts and rng.random() < 0.5:
+        return str(rng.choice(prompts))
+    words = rng.choice(filler, size=int(rng.integers(2, 80)))
+    return " ".join(str(word) for word in words).capitalize() + "."
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch, and pin torch to deterministic single-threaded kernels."""
     import torch

@@ -22,7 +22,9 @@ from converters.tiny.common import (
     COLOURS,
     answer_exact_rate,
     colour_image,
+    other_prompt,
     seed_everything,
+    task_prompt_texts,
     train_byte_level_bpe,
     train_until_exact,
 )
@@ -93,6 +95,8 @@ CHAT_TEMPLATE = (
     "{%- endfor %}"
     "{%- if add_generation_prompt %}{{- 'ASSISTANT:' }}{%- endif %}"
 )
+#: babelcap's own task prompts: real prompts must get the default answer too.
+_TASK_PROMPTS = task_prompt_texts("video")
 
 SIZE = 64
 PATCH = 8
@@ -104,6 +108,7 @@ def _tokenizer() -> Any:
 
     colours = list(COLOURS)
     corpus = [*QUESTIONS, DEFAULT_ANSWER, " ".join(_FILLER_WORDS), "USER: ASSISTANT: SYSTEM:"]
+    corpus += _TASK_PROMPTS
     corpus += [", ".join(colours), " ".join(colours), "The video shows " + ", ".join(colours)]
     raw = train_byte_level_bpe(corpus * 4, vocab_size=480, special_tokens=SPECIAL_TOKENS)
     tokenizer = LlamaTokenizerFast(
@@ -205,8 +210,8 @@ def _question_and_answer(rng: np.random.Generator, colours: list[str]) -> tuple[
     if rng.random() < 0.6:
         question = str(rng.choice(list(QUESTIONS)))
         return question, QUESTIONS[question].format(colours=listed)
-    words = rng.choice(_FILLER_WORDS, size=int(rng.integers(2, 14)))
-    return " ".join(str(w) for w in words).capitalize() + ".", DEFAULT_ANSWER.format(colours=listed)
+    question = other_prompt(rng, _FILLER_WORDS, _TASK_PROMPTS)
+    return question, DEFAULT_ANSWER.format(colours=listed)
 
 
 def _batch(processor: Any, rng: np.random.Generator, size: int) -> dict[str, Any]:

@@ -18,7 +18,9 @@ from converters.tiny.common import (
     COLOURS,
     answer_exact_rate,
     colour_image,
+    other_prompt,
     seed_everything,
+    task_prompt_texts,
     train_byte_level_bpe,
     train_until_exact,
 )
@@ -100,6 +102,8 @@ CHAT_TEMPLATE = (
     "{%- if add_generation_prompt %}{{- '<|start_header_id|>assistant<|end_header_id|>\n\n' }}"
     "{%- endif %}"
 )
+#: babelcap's own task prompts: real prompts must get the default answer too.
+_TASK_PROMPTS = task_prompt_texts("image")
 
 TILE = 56
 PATCH = 14
@@ -112,6 +116,7 @@ def _tokenizer() -> Any:
     from transformers import PreTrainedTokenizerFast
 
     corpus = [*QUESTIONS, *QUESTIONS.values(), DEFAULT_ANSWER, " ".join(_FILLER_WORDS)]
+    corpus += _TASK_PROMPTS
     corpus += [name for name in COLOURS] + [f"The image is mostly {name}." for name in COLOURS]
     corpus += ["user", "assistant", "system", "\n\n"]
     raw = train_byte_level_bpe(corpus * 4, vocab_size=512, special_tokens=SPECIAL_TOKENS)
@@ -187,10 +192,8 @@ def _question_and_answer(rng: np.random.Generator, colour: str) -> tuple[str, st
     if rng.random() < 0.6:
         question = str(rng.choice(list(QUESTIONS)))
         return question, QUESTIONS[question].format(colour=colour)
-    words = rng.choice(_FILLER_WORDS, size=int(rng.integers(2, 14)))
-    return " ".join(str(word) for word in words).capitalize() + ".", DEFAULT_ANSWER.format(
-        colour=colour
-    )
+    question = other_prompt(rng, _FILLER_WORDS, _TASK_PROMPTS)
+    return question, DEFAULT_ANSWER.format(colour=colour)
 
 
 def _batch(processor: Any, rng: np.random.Generator, size: int) -> dict[str, Any]:

@@ -13,8 +13,9 @@ import httpx
 import openai
 import pytest
 from PIL import Image
+from tokenizers import Tokenizer
 
-from converters.tiny.common import COLOURS
+from converters.tiny.common import ARTIFACTS, COLOURS
 from tests.integration.serving import KEY, cmdline, vllm_children
 
 pytestmark = pytest.mark.vllm
@@ -48,7 +49,9 @@ def test_sync_sdk_image_and_streamed_video(gateway):
         temperature=0, max_tokens=30,
     )  # fmt: skip
     assert response.choices[0].message.content == "The image is mostly red."
-    assert response.usage.completion_tokens == 7
+    tokenizer = Tokenizer.from_file(str(ARTIFACTS / "mllama" / "tokenizer.json"))
+    answer_tokens = len(tokenizer.encode("The image is mostly red.", add_special_tokens=False).ids)
+    assert response.usage.completion_tokens == answer_tokens + 1  # and <|eot_id|>
     stream = client.chat.completions.create(
         model="tiny-llava-next-video",
         messages=_messages(
