@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from benchmarks.environment import environment, peak_rss_mib
 
@@ -104,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", default="out/bench-frames.json")
     args = parser.parse_args(argv)
     clip = make_clip()
-    results = {}
+    results: dict[str, dict[str, Any]] = {}
     for method in ("original", "babelcap"):
         runs = [_measure(method, clip, args.frames) for _ in range(args.repeats)]
         results[method] = {

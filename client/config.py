@@ -8,17 +8,17 @@ import os
 import types
 import typing
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from client.errors import ConfigurationError
 
-__all__ = ["CaptionSettings", "add_arguments", "settings_from_args"]
+__all__ = ["CaptionSettings", "add_arguments", "settings_from_args", "split_list"]
 
 
-def _split(value: Any) -> Any:
+def split_list(value: Any) -> Any:
     if isinstance(value, str):
         return [item.strip() for item in value.split(",") if item.strip()]
     return value
@@ -87,7 +87,7 @@ class CaptionSettings(BaseSettings):
     @field_validator("server", "tasks", "languages", "translate", "prompts", mode="before")
     @classmethod
     def _comma_lists(cls, value: Any) -> Any:
-        return _split(value)
+        return split_list(value)
 
     def fingerprint(self) -> dict[str, Any]:
         """The settings that change a result (for resume keys); paths and limits excluded."""
@@ -113,20 +113,27 @@ def _scalar(annotation: Any) -> Any:
     return annotation
 
 
+#: Flags that may be repeated (each may also hold a comma-separated list).
 _REPEATED = {"server", "prompts"}
 
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 
-def add_arguments(parser: argparse.ArgumentParser, skip: frozenset[str] = frozenset()) -> None:
-    """One ``--flag`` per settings field, help from its description; unset flags stay None so
-    environment variables and defaults apply."""
-    for name, field in CaptionSettings.model_fields.items():
+
+def add_arguments(
+    parser: argparse.ArgumentParser,
+    model: type[BaseSettings] = CaptionSettings,
+    skip: frozenset[str] = frozenset(),
+) -> None:
+    """One ``--flag`` per field of ``model``, help from its description; unset flags stay None
+    so environment variables and defaults apply."""
+    for name, field in model.model_fields.items():
         if name in skip:
             continue
         flag = "--" + name.replace("_", "-")
         default = field.default
-        shown = ",".join(map(str, default)) if isinstance(default, list) else default
+        shown = ",".join(map(str, default)) if isinstance(default, list | tuple) else default
         if name == "api_key":
-            shown = "$BABELCAP_API_KEY, else none"
+            shown = f"${model.model_config.get('env_prefix', '')}API_KEY, else none"
         help_text = field.description or ""
         if shown not in (None, "", False):
             help_text += f" (default: {shown})"
@@ -135,7 +142,7 @@ def add_arguments(parser: argparse.ArgumentParser, skip: frozenset[str] = frozen
             annotation = typing.get_args(annotation)[0]
         if annotation is bool:
             parser.add_argument(flag, action="store_true", default=None, help=field.description)
-        elif name in _REPEATED:
+        elif name in _REPEATED and typing.get_origin(annotation) is list:
             parser.add_argument(flag, action="append", default=None, help=help_text)
         elif typing.get_origin(annotation) is list:
             parser.add_argument(flag, default=None, metavar="A,B", help=help_text)
@@ -144,18 +151,19 @@ def add_arguments(parser: argparse.ArgumentParser, skip: frozenset[str] = frozen
             parser.add_argument(flag, type=kind, default=None, help=help_text)
 
 
-def settings_from_args(args: argparse.Namespace) -> CaptionSettings:
+def settings_from_args(args: argparse.Namespace, model: type[SettingsT]) -> SettingsT:
     """Settings from parsed flags; flags win over ``BABELCAP_*`` variables, which win over
     defaults."""
     given = {
         name: getattr(args, name)
-        for name in CaptionSettings.model_fields
+        for name in model.model_fields
         if getattr(args, name, None) is not None
     }
     for name in _REPEATED & given.keys():
-        given[name] = [item for value in given[name] for item in _split(value)]
+        if isinstance(given[name], list):
+            given[name] = [item for value in given[name] for item in split_list(value)]
     try:
-        return CaptionSettings(**given)
+        return model(**given)
     except ValidationError as error:
         problems = "; ".join(
             f"--{'.'.join(str(p) for p in e['loc']).replace('_', '-')}: {e['msg']}"

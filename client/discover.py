@@ -70,7 +70,8 @@ class Found:
 
 @dataclass
 class Walk:
-    """A lazy walk over ``sources``; ``skipped`` counts what was passed over, by reason."""
+    """A lazy walk over ``sources``, folder entries in the order the file system gives them;
+    ``skipped`` counts what was passed over, by reason."""
 
     sources: Iterable[str | Path]
     include_hidden: bool = False
@@ -121,13 +122,20 @@ class Walk:
             return
         seen.add((info.st_dev, info.st_ino))
         try:
-            with os.scandir(folder) as listing:
-                entries = sorted(listing, key=lambda entry: entry.name)
+            listing = os.scandir(folder)
         except OSError as error:
             yield Found(folder, None, f"cannot list folder {folder}: {error.strerror}; check its "
                         "permissions")  # fmt: skip
             return
-        for entry in entries:
+        # Entries are taken as the directory yields them, never collected or sorted, so a folder
+        # of a million files costs no more memory than one of a hundred.
+        with listing:
+            yield from self._entries(listing, seen)
+
+    def _entries(
+        self, listing: Iterator[os.DirEntry[str]], seen: set[tuple[int, int]]
+    ) -> Iterator[Found]:
+        for entry in listing:
             if entry.name.startswith(".") and not self.include_hidden:
                 self.skipped["hidden"] += 1
                 continue

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import concurrent.futures
+import concurrent.futures.process
 import multiprocessing
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,9 +77,11 @@ class MediaPool:
 
     def __init__(self, workers: int, timeout_s: float) -> None:
         self.timeout_s = timeout_s
-        self._pool = pebble.ProcessPool(
-            max_workers=workers, context=multiprocessing.get_context("forkserver")
-        )
+        context = multiprocessing.get_context("forkserver")
+        # The fork server imports the decoders once; each worker (and each replacement of a
+        # killed one) is then a cheap fork of it.
+        context.set_forkserver_preload(["client.images", "client.frames", "client.media"])
+        self._pool = pebble.ProcessPool(max_workers=workers, context=context)
 
     async def prepare(self, kind: str, path: Path, options: MediaOptions) -> Prepared:
         """Prepare ``path`` in a worker; a timeout kills the worker and fails this asset only."""
@@ -94,6 +97,17 @@ class MediaPool:
             raise MediaDecodeError(
                 f"{path}: the decoder crashed (exit code {error.exitcode}); the file is damaged "
                 "or hostile"
+            ) from error
+        except concurrent.futures.process.BrokenProcessPool as error:
+            raise MediaDecodeError(
+                f"{path}: the decoding worker processes could not start ({error}); run babelcap "
+                "from a script or the command line, not from standard input"
+            ) from error
+        except MediaDecodeError:
+            raise
+        except Exception as error:  # anything a decoder library raised: this asset's failure
+            raise MediaDecodeError(
+                f"{path}: cannot decode it: {type(error).__name__}: {error}"
             ) from error
         return result
 

@@ -59,6 +59,8 @@ class Completion:
     finish_reason: str | None
     server: str
     attempts: int
+    chunk_times_s: tuple[float, ...] = ()
+    """Arrival time (from the request's start) of every streamed chunk that carried text."""
 
 
 def retry_delay(
@@ -236,6 +238,7 @@ class ServerPool:
         async def stream(url: str) -> Completion:
             started = time.perf_counter()
             ttft: float | None = None
+            arrivals: list[float] = []
             parts: list[str] = []
             usage: dict[str, int] = {}
             finish = None
@@ -257,8 +260,9 @@ class ServerPool:
                     for choice in chunk.get("choices") or []:
                         text = (choice.get("delta") or {}).get("content")
                         if text:
-                            if ttft is None:
-                                ttft = time.perf_counter() - started
+                            now = time.perf_counter() - started
+                            ttft = now if ttft is None else ttft
+                            arrivals.append(now)
                             parts.append(text)
                         finish = choice.get("finish_reason") or finish
                     usage = chunk.get("usage") or usage
@@ -268,6 +272,7 @@ class ServerPool:
                 prompt_tokens=int(usage.get("prompt_tokens", 0)),
                 completion_tokens=int(usage.get("completion_tokens", 0)),
                 ttft_s=ttft if ttft is not None else latency,
+                chunk_times_s=tuple(arrivals),
                 latency_s=latency,
                 finish_reason=finish,
                 server=url,

@@ -11,8 +11,9 @@ import asyncio
 import itertools
 import logging
 import math
+import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,27 +29,33 @@ from client.errors import (
     ServerUnavailableError,
     TranslationError,
 )
-from client.media import MediaOptions, MediaPool
+from client.media import MediaPool
+from client.plan import Models, choose_models, select_tasks
 from client.progress import Progress, RunStats
 from client.requests import Completion, RetryPolicy, ServerPool
 from client.store import Mode, ResultStore, content_hash, settings_hash
 from client.tags import parse_tags
 from client.translate import TranslationBatcher
-from prompts import TaskPrompt, load_prompts
+from prompts import TaskPrompt
 
-__all__ = ["Models", "caption", "choose_models"]
+__all__ = ["Hooks", "caption", "write_summary"]
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class Models:
-    """The model for each media kind (None: not served) and how to prepare its media."""
+class Hooks:
+    """For load generators (``babelcap bench``): watch every asset, pace and bound the feed."""
 
-    image: str | None
-    video: str | None
-    image_options: MediaOptions
-    video_options: MediaOptions
+    observer: Callable[[dict[str, Any], dict[str, Completion]], None] | None = None
+    """Called with each record and its tasks' completions (per-chunk timings included)."""
+    max_assets: int | None = None
+    """Feed at most this many assets."""
+    stop_after_s: float | None = None
+    """Feed no new asset after this many seconds."""
+    rate_per_s: float | None = None
+    """Feed assets as a Poisson process of this rate (the concurrency limit still applies)."""
+    seed: int = 0
 
 
 def _error_kind(error: BaseException) -> str:
@@ -61,61 +68,6 @@ def _error_kind(error: BaseException) -> str:
     if isinstance(error, ConfigurationError):
         return "config"
     return "input"
-
-
-async def choose_models(pool: ServerPool, settings: CaptionSettings) -> Models:
-    """Image and video models from the servers' ``/v1/models`` (babelcap lists each model's role
-    and media hints), unless named in the settings."""
-    listed = {model["id"]: model for model in await pool.models()}
-    chosen: dict[str, tuple[str | None, dict[str, int]]] = {}
-    for role, explicit in (("image", settings.image_model), ("video", settings.video_model)):
-        name = explicit
-        if name is None:
-            name = next(
-                (i for i, m in listed.items() if (m.get("babelcap") or {}).get("role") == role),
-                None,
-            )
-        elif name not in listed:
-            raise ConfigurationError(
-                f"--{role}-model {name!r} is not served by {', '.join(pool.urls)}; served: "
-                f"{', '.join(listed) or 'none'}"
-            )
-        hints = ((listed.get(name) or {}).get("babelcap") or {}).get("media") or {} if name else {}
-        chosen[role] = (name, hints)
-    base = MediaOptions(max_pixels=settings.max_pixels, quality=settings.jpeg_quality)
-    image_hints, video_hints = chosen["image"][1], chosen["video"][1]
-    return Models(
-        image=chosen["image"][0],
-        video=chosen["video"][0],
-        image_options=MediaOptions(
-            tile_size=image_hints.get("tile_size", base.tile_size),
-            max_tiles=image_hints.get("max_tiles", base.max_tiles),
-            max_pixels=base.max_pixels,
-            quality=base.quality,
-        ),
-        video_options=MediaOptions(
-            frames=settings.frames or video_hints.get("frames", base.frames),
-            frame_size=video_hints.get("frame_size", base.frame_size),
-            max_pixels=base.max_pixels,
-            quality=base.quality,
-        ),
-    )
-
-
-def _select_tasks(settings: CaptionSettings) -> list[TaskPrompt]:
-    prompts = load_prompts(settings.prompts)
-    unknown = [t for t in settings.tasks if t not in prompts]
-    if unknown or not settings.tasks:
-        raise ConfigurationError(
-            f"unknown task(s) {', '.join(unknown) or '(none given)'}; available: "
-            f"{', '.join(sorted(prompts))} (add your own with --prompts FILE)"
-        )
-    for name in settings.translate:
-        if name not in settings.tasks:
-            raise ConfigurationError(f"--translate {name}: not among --tasks {settings.tasks}")
-        if prompts[name].output != "text":
-            raise ConfigurationError(f"--translate {name}: only text tasks are translated")
-    return [prompts[name] for name in dict.fromkeys(settings.tasks)]
 
 
 class _Run:
@@ -134,6 +86,7 @@ class _Run:
         self.pool, self.media, self.store = pool, media, store
         self.batcher, self.progress, self.stats = batcher, progress, progress.stats
         self.stop = asyncio.Event()
+        self.observer: Callable[[dict[str, Any], dict[str, Completion]], None] | None = None
 
     async def worker(self, queue: asyncio.Queue[Found | None]) -> None:
         while (found := await queue.get()) is not None:
@@ -147,8 +100,16 @@ class _Run:
                     log.error("%s", error)
                 self.stop.set()
                 continue
+            except Exception as error:  # a bug must cost one asset, not the batch
+                log.exception("%s: unexpected failure", found.path)
+                record = {"path": str(found.path), "kind": found.kind, "status": "error",
+                          "error": {"kind": "internal", "message": f"{type(error).__name__}: "
+                                    f"{error} (please report this)"}, "seconds": 0.0}  # fmt: skip
             if record is not None:
+                completions = record.pop("_completions", {})
                 await asyncio.to_thread(self.store.append, record)
+                if self.observer is not None:
+                    self.observer(record, completions)
                 self.stats.add(record)
                 self.progress.update(record)
 
@@ -248,6 +209,7 @@ class _Run:
                 if task.output == "tags":
                     result["tags"] = parse_tags(answer.text)
                 record["tasks"][task.task] = result
+                record.setdefault("_completions", {})[task.task] = answer
             elif isinstance(answer, ServerUnavailableError):
                 raise answer
             elif isinstance(answer, BabelcapError):
@@ -279,14 +241,26 @@ def _sources(settings: CaptionSettings, paths: list[str]) -> Iterator[str]:
         yield from read_file_list(settings.files_from)
 
 
-async def _feed(walk: Walk, queue: asyncio.Queue[Found | None], stop: asyncio.Event) -> None:
+async def _feed(
+    walk: Walk, queue: asyncio.Queue[Found | None], stop: asyncio.Event, hooks: Hooks
+) -> None:
     iterator = iter(walk)
+    rng = random.Random(hooks.seed)
+    started = time.monotonic()
+    fed = 0
     while not stop.is_set():
         chunk = await asyncio.to_thread(lambda: list(itertools.islice(iterator, 64)))
         if not chunk:
             return
         for found in chunk:
+            if hooks.max_assets is not None and fed >= hooks.max_assets:
+                return
+            if hooks.stop_after_s is not None and time.monotonic() - started > hooks.stop_after_s:
+                return
+            if hooks.rate_per_s:
+                await asyncio.sleep(rng.expovariate(hooks.rate_per_s))
             await queue.put(found)
+            fed += 1
 
 
 async def _count(settings: CaptionSettings, paths: list[str], progress: Progress) -> None:
@@ -308,14 +282,17 @@ async def _validate_languages(pool: ServerPool, languages: list[str]) -> list[st
     return list(result)
 
 
-async def caption(settings: CaptionSettings, paths: list[str]) -> tuple[dict[str, Any], int]:
+async def caption(
+    settings: CaptionSettings, paths: list[str], hooks: Hooks | None = None
+) -> tuple[dict[str, Any], int]:
     """Caption everything under ``paths``; returns the run summary and the exit code
     (0 all ok, 1 some assets failed, 3 stopped because no server answered)."""
+    hooks = hooks or Hooks()
     if not paths and settings.files_from is None:
         raise ConfigurationError("give at least one file, folder or glob (or --files-from FILE)")
     if settings.resume and settings.overwrite:
         raise ConfigurationError("--resume and --overwrite exclude each other")
-    tasks = _select_tasks(settings)
+    tasks = select_tasks(settings)
     pool = ServerPool(
         settings.server,
         api_key=settings.api_key.get_secret_value() if settings.api_key else None,
@@ -346,12 +323,13 @@ async def caption(settings: CaptionSettings, paths: list[str]) -> tuple[dict[str
         media = MediaPool(settings.media_workers, settings.decode_timeout_s)
         batcher = TranslationBatcher(pool, languages)
         run = _Run(settings, tasks, models, pool, media, store, batcher, progress)
+        run.observer = hooks.observer
         slots = max(2, math.ceil(settings.concurrency / len(tasks))) + settings.media_workers
         queue: asyncio.Queue[Found | None] = asyncio.Queue(maxsize=2 * slots)
         workers = [asyncio.create_task(run.worker(queue)) for _ in range(slots)]
         counter = asyncio.create_task(_count(settings, paths, progress))
         try:
-            await _feed(walk, queue, run.stop)
+            await _feed(walk, queue, run.stop, hooks)
         finally:
             for _ in workers:
                 await queue.put(None)

@@ -10,7 +10,7 @@ from client.errors import ConfigurationError
 
 
 def _settings(argv):
-    return settings_from_args(_parser().parse_args(["caption", *argv]))
+    return settings_from_args(_parser().parse_args(["caption", *argv]), CaptionSettings)
 
 
 def test_flags_win_over_environment_which_wins_over_defaults(monkeypatch):

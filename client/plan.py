@@ -1,0 +1,79 @@
+"""What a caption run asks of whom: the tasks' prompts and the model (and media hints) for each
+media kind, from the servers' ``/v1/models``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from client.config import CaptionSettings
+from client.errors import ConfigurationError
+from client.media import MediaOptions
+from client.requests import ServerPool
+from prompts import TaskPrompt, load_prompts
+
+__all__ = ["Models", "choose_models", "select_tasks"]
+
+
+@dataclass(frozen=True)
+class Models:
+    """The model for each media kind (None: not served) and how to prepare its media."""
+
+    image: str | None
+    video: str | None
+    image_options: MediaOptions
+    video_options: MediaOptions
+
+
+async def choose_models(pool: ServerPool, settings: CaptionSettings) -> Models:
+    """Image and video models from the servers' ``/v1/models`` (babelcap lists each model's role
+    and media hints), unless named in the settings."""
+    listed = {model["id"]: model for model in await pool.models()}
+    chosen: dict[str, tuple[str | None, dict[str, int]]] = {}
+    for role, explicit in (("image", settings.image_model), ("video", settings.video_model)):
+        name = explicit
+        if name is None:
+            name = next(
+                (i for i, m in listed.items() if (m.get("babelcap") or {}).get("role") == role),
+                None,
+            )
+        elif name not in listed:
+            raise ConfigurationError(
+                f"--{role}-model {name!r} is not served by {', '.join(pool.urls)}; served: "
+                f"{', '.join(listed) or 'none'}"
+            )
+        hints = ((listed.get(name) or {}).get("babelcap") or {}).get("media") or {} if name else {}
+        chosen[role] = (name, hints)
+    base = MediaOptions(max_pixels=settings.max_pixels, quality=settings.jpeg_quality)
+    image_hints, video_hints = chosen["image"][1], chosen["video"][1]
+    return Models(
+        image=chosen["image"][0],
+        video=chosen["video"][0],
+        image_options=MediaOptions(
+            tile_size=image_hints.get("tile_size", base.tile_size),
+            max_tiles=image_hints.get("max_tiles", base.max_tiles),
+            max_pixels=base.max_pixels,
+            quality=base.quality,
+        ),
+        video_options=MediaOptions(
+            frames=settings.frames or video_hints.get("frames", base.frames),
+            frame_size=video_hints.get("frame_size", base.frame_size),
+            max_pixels=base.max_pixels,
+            quality=base.quality,
+        ),
+    )
+
+
+def select_tasks(settings: CaptionSettings) -> list[TaskPrompt]:
+    prompts = load_prompts(settings.prompts)
+    unknown = [t for t in settings.tasks if t not in prompts]
+    if unknown or not settings.tasks:
+        raise ConfigurationError(
+            f"unknown task(s) {', '.join(unknown) or '(none given)'}; available: "
+            f"{', '.join(sorted(prompts))} (add your own with --prompts FILE)"
+        )
+    for name in settings.translate:
+        if name not in settings.tasks:
+            raise ConfigurationError(f"--translate {name}: not among --tasks {settings.tasks}")
+        if prompts[name].output != "text":
+            raise ConfigurationError(f"--translate {name}: only text tasks are translated")
+    return [prompts[name] for name in dict.fromkeys(settings.tasks)]
