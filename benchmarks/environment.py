@@ -32,6 +32,19 @@ def _memory_gib() -> float | None:
         return None
 
 
+def _gpu() -> str | None:
+    import shutil
+    import subprocess
+
+    if shutil.which("nvidia-smi") is None:
+        return None
+    query = subprocess.run(
+        ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    return "; ".join(query.stdout.split("\n")).strip("; ") or None
+
+
 def peak_rss_mib(pid: int | str = "self") -> float:
     """A process's peak resident memory (VmHWM). Unlike ``ru_maxrss``, which a process inherits
     across exec from its parent, it covers only this program."""
@@ -59,6 +72,6 @@ def environment() -> dict[str, Any]:
             "cpu": _cpu_model(),
             "cpus_available": len(os.sched_getaffinity(0)),
             "memory_gib": _memory_gib(),
-            "gpu": None,
+            "gpu": _gpu(),
         },
     }

@@ -104,12 +104,12 @@ def _translation_server(args: argparse.Namespace) -> int:
 def _caption(args: argparse.Namespace) -> int:
     import asyncio
 
-    from client.config import settings_from_args
+    from client.config import CaptionSettings, settings_from_args
     from client.errors import ServerUnavailableError
     from client.progress import render_summary
     from client.runner import caption, write_summary
 
-    settings = settings_from_args(args)
+    settings = settings_from_args(args, CaptionSettings)
     try:
         summary, code = asyncio.run(caption(settings, args.paths))
     except ServerUnavailableError as error:  # before any asset: nothing to keep
@@ -124,6 +124,16 @@ def _caption(args: argparse.Namespace) -> int:
     where = write_summary(summary, settings.output)
     sys.stdout.write(f"babelcap caption: summary (also in {where})\n{render_summary(summary)}")
     return code
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from benchmarks.bench import BenchSettings, run_bench
+    from client.config import settings_from_args
+
+    settings = settings_from_args(args, BenchSettings)
+    result = run_bench(settings, compare=args.action == "compare")
+    failed = any(lv["client"]["errors"] for p in result["profiles"] for lv in p["levels"])
+    return 1 if failed else 0
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -206,8 +216,8 @@ def _parser() -> argparse.ArgumentParser:
     source.add_argument(
         "--profile",
         default="tiny-cpu",
-        help="built-in profile: tiny-cpu (default), h100-80gb, gpu-24gb-image, gpu-24gb-video, "
-        "llama-vision-nf4, llama-vision-bf16",
+        help="built-in profile: tiny-cpu (default), tiny-cpu-bf16, h100-80gb, gpu-24gb-image, "
+        "gpu-24gb-video, llama-vision-nf4, llama-vision-bf16",
     )
     source.add_argument("--config", help="a JSON profile file of your own")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
@@ -242,6 +252,26 @@ def _parser() -> argparse.ArgumentParser:
     caption.add_argument("paths", nargs="*", help="files, folders or globs ('ads/**/*.mp4')")
     add_arguments(caption)
     caption.set_defaults(handler=_caption)
+
+    bench = commands.add_parser(
+        "bench",
+        help="measure throughput and latency (TTFT, TPOT, ITL, per asset) and compare profiles",
+        description=(
+            "run (default): drive the real caption client against one server (--server URL, or "
+            "--profile started here) over a concurrency sweep, optionally Poisson-paced, after "
+            "a warm-up, plus the original sequential loop for a speed-up ratio. compare: start "
+            "each of --profiles in turn through babelcap serve and run the identical workload. "
+            "Writes bench.json (schema, versions, hardware, redacted config, every figure), "
+            "bench.md, throughput.png and latency_cdf.png to --output-dir, and prints a table. "
+            "Definitions: docs/benchmarks.md. Flags can be set as BABELCAP_BENCH_<FLAG>."
+        ),
+    )
+    bench.add_argument("action", nargs="?", choices=["run", "compare"], default="run",
+                       help="run (default) or compare")  # fmt: skip
+    from benchmarks.bench import BenchSettings
+
+    add_arguments(bench, BenchSettings)
+    bench.set_defaults(handler=_bench)
 
     export = commands.add_parser(
         "export",

@@ -246,6 +246,25 @@ def create_gateway(
     async def prometheus() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    @app.get("/metrics/backends/{model}")
+    async def backend_metrics(model: str) -> Response:
+        """The vLLM backend's own Prometheus metrics (KV cache, prefix cache, queue time)."""
+        backend = by_name.get(model)
+        if backend is None:
+            return openai_error(
+                404, f"no backend {model!r}; served: {', '.join(by_name)}",
+                "invalid_request_error", "model_not_found",
+            )  # fmt: skip
+        try:
+            async with upstream().get(f"{backend.base_url}/metrics") as response:
+                text = await response.text()
+        except (aiohttp.ClientConnectionError, TimeoutError) as error:
+            return openai_error(
+                503, f"model {model} did not answer ({type(error).__name__})",
+                "service_unavailable", "backend_unavailable",
+            )  # fmt: skip
+        return Response(text, media_type=CONTENT_TYPE_LATEST)
+
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:
         now = int(time.time())

@@ -90,20 +90,20 @@ class Profile(BaseModel):
         return self
 
 
-def _tiny_cpu() -> Profile:
+def _tiny_cpu(dtype: str = "float32") -> Profile:
     from converters.tiny.common import ARTIFACTS
     from server.vllm_process import tiny_cpu_backends
 
-    image, video = tiny_cpu_backends()
+    image, video = tiny_cpu_backends(dtype)
+    suffix = "" if dtype == "float32" else "-bf16"
     return Profile(
-        name="tiny-cpu",
-        description="the committed tiny stand-ins on the CPU vLLM build (tests, CI, demo)",
+        name=f"tiny-cpu{suffix}",
+        description=f"the committed tiny stand-ins on the CPU vLLM build in {dtype} "
+        + ("(tests, CI, demo)" if not suffix else "(compare with tiny-cpu)"),
         models=[
             # The stand-ins' processors: 56 px tiles (at most 4); 2-4 frames of 64 px.
             ServedModel(role="image", backend=image, media=MediaHints(tile_size=56)),
-            ServedModel(
-                role="video", backend=video, media=MediaHints(frames=4, frame_size=64)
-            ),
+            ServedModel(role="video", backend=video, media=MediaHints(frames=4, frame_size=64)),
         ],
         translation=TranslationBackend(name="tiny-nllb", model=ARTIFACTS / "nllb-ct2"),
     )
@@ -206,7 +206,9 @@ def load_profile(name: str | None = None, config: Path | None = None) -> Profile
     chosen = name or "tiny-cpu"
     if chosen == "tiny-cpu":
         return _tiny_cpu()
+    if chosen == "tiny-cpu-bf16":
+        return _tiny_cpu("bfloat16")
     if chosen not in BUILTIN_PROFILES:
-        known = ", ".join(["tiny-cpu", *BUILTIN_PROFILES])
+        known = ", ".join(["tiny-cpu", "tiny-cpu-bf16", *BUILTIN_PROFILES])
         raise ConfigurationError(f"unknown profile {chosen!r}: choose one of {known}")
     return BUILTIN_PROFILES[chosen]

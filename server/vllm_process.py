@@ -78,7 +78,7 @@ class VllmBackend(BaseModel):
         return argv + list(self.extra_args)
 
 
-def tiny_cpu_backends() -> list[VllmBackend]:
+def tiny_cpu_backends(dtype: str = "float32") -> list[VllmBackend]:
     """The committed tiny Mllama and LLaVA-NeXT-Video stand-ins on the CPU vLLM build."""
     from converters.tiny.common import ARTIFACTS
 
@@ -87,14 +87,14 @@ def tiny_cpu_backends() -> list[VllmBackend]:
         VllmBackend(
             name="tiny-mllama",
             model=ARTIFACTS / "mllama",
-            dtype="float32",
+            dtype=dtype,
             limit_mm_per_prompt='{"image": 1}',
             env=cpu_env,
         ),
         VllmBackend(
             name="tiny-llava-next-video",
             model=ARTIFACTS / "llava-next-video",
-            dtype="float32",
+            dtype=dtype,
             limit_mm_per_prompt='{"video": 1}',
             env=cpu_env,
         ),

@@ -40,7 +40,9 @@ def test_a_wrong_profile_file_names_the_field(tmp_path):
 
 
 def test_unknown_profile_lists_the_known_ones():
-    with pytest.raises(ConfigurationError, match="choose one of tiny-cpu, h100-80gb"):
+    with pytest.raises(
+        ConfigurationError, match="choose one of tiny-cpu, tiny-cpu-bf16, h100-80gb"
+    ):
         load_profile("h200")
 
 
@@ -54,3 +56,14 @@ def test_gpu_memory_shares_must_fit_one_gpu():
     data["models"][1]["backend"]["extra_args"] = ["--gpu-memory-utilization", "0.6"]
     with pytest.raises(ValueError, match=r"add up to 1\.05"):
         type(BUILTIN_PROFILES["h100-80gb"]).model_validate(data)
+
+
+def test_tiny_profiles_list_media_hints_and_the_bf16_variant():
+    tiny = load_profile("tiny-cpu")
+    image, video = tiny.models
+    assert (image.media.tile_size, image.media.max_tiles) == (56, 4)
+    assert (video.media.frames, video.media.frame_size) == (4, 64)
+    bf16 = load_profile("tiny-cpu-bf16")
+    assert bf16.name == "tiny-cpu-bf16"
+    assert {m.backend.dtype for m in bf16.models} == {"bfloat16"}
+    assert BUILTIN_PROFILES["h100-80gb"].models[1].media.frames == 8

@@ -1,0 +1,254 @@
+"""``babelcap bench``: throughput and latency of the whole pipeline, per load level and profile.
+
+``run`` measures one server (``--server URL``, or ``--profile`` started here); ``compare``
+starts each of ``--profiles`` in turn through ``babelcap serve`` (the supervisor), runs the
+identical workload on each, and reports them side by side. See benchmarks/metrics.py (and
+docs/benchmarks.md) for what every figure means.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from benchmarks.environment import environment
+from benchmarks.load import (
+    Workload,
+    redact,
+    run_level,
+    sequential_level,
+    synthetic_media,
+)
+from benchmarks.report import markdown, plots, table, write_json
+from client.config import split_list
+from client.errors import ConfigurationError
+
+__all__ = ["BenchSettings", "run_bench"]
+
+BENCH_SCHEMA_VERSION = 1
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError as error:
+        raise ValueError(f"{text!r} is not WIDTHxHEIGHT") from error
+    return width, height
+
+
+class BenchSettings(BaseSettings):
+    """Everything a benchmark run can be told (also as ``BABELCAP_BENCH_<NAME>``)."""
+
+    model_config = SettingsConfigDict(env_prefix="BABELCAP_BENCH_", extra="forbid")
+
+    server: str | None = Field(None, description="a running babelcap server to measure")
+    profile: str = Field("tiny-cpu", description="profile to start when no --server is given")
+    profiles: Annotated[list[str], NoDecode] = Field(
+        [], description="compare: the profiles to start in turn, e.g. tiny-cpu,tiny-cpu-bf16"
+    )
+    api_key: SecretStr | None = Field(None, description="server API key (never saved)")
+    media: Path | None = Field(None, description="a folder of your media (default: synthetic)")
+    images: int = Field(24, ge=0, description="synthetic images")
+    videos: int = Field(8, ge=0, description="synthetic videos")
+    image_size: str = Field("1024x768", description="synthetic image size WxH")
+    video_size: str = Field("320x240", description="synthetic video size WxH")
+    video_seconds: float = Field(4.0, gt=0, description="synthetic video length")
+    gop: int = Field(8, ge=1, description="synthetic video keyframe interval (frames)")
+    tasks: Annotated[list[str], NoDecode] = Field(
+        ["description", "tags", "sentiment", "ad"], description="tasks per asset"
+    )
+    languages: Annotated[list[str], NoDecode] = Field(
+        ["fra_Latn", "spa_Latn", "hin_Deva"], description="translation targets ('' for none)"
+    )
+    assets: int | None = Field(None, ge=1, description="measure this many assets per level")
+    duration_s: float | None = Field(
+        None, gt=0, description="or feed assets for this many seconds per level"
+    )
+    warmup: int = Field(2, ge=0, description="assets run before measuring (not counted)")
+    concurrency: Annotated[list[int], NoDecode] = Field(
+        [1, 4, 16], description="concurrency sweep: requests in flight"
+    )
+    rate: float | None = Field(
+        None, gt=0, description="also feed assets as a Poisson process of this rate (assets/s)"
+    )
+    skip_sequential: bool = Field(
+        False, description="do not run the original sequential loop (no speed-up ratio)"
+    )
+    seed: int = Field(0, description="seed of the synthetic media and the Poisson arrivals")
+    output_dir: Path = Field(Path("out/bench"), description="where reports go")
+    per_request: bool = Field(False, description="also save every request (requests.jsonl)")
+    startup_timeout_s: float = Field(900.0, gt=0, description="per started server")
+
+    @field_validator("profiles", "tasks", "languages", "concurrency", mode="before")
+    @classmethod
+    def _lists(cls, value: Any) -> Any:
+        return split_list(value)
+
+    @field_validator("image_size", "video_size")
+    @classmethod
+    def _sizes(cls, value: str) -> str:
+        _size(value)
+        return value
+
+    def workload(self) -> Workload:
+        """The workload these settings describe."""
+        return Workload(
+            media=self.media, images=self.images, videos=self.videos,
+            image_size=_size(self.image_size), video_size=_size(self.video_size),
+            video_seconds=self.video_seconds, gop=self.gop, tasks=tuple(self.tasks),
+            languages=tuple(self.languages), assets=self.assets, duration_s=self.duration_s,
+            warmup=self.warmup, seed=self.seed,
+        )  # fmt: skip
+
+
+@contextlib.contextmanager
+def _target(settings: BenchSettings, profile: str | None, logs: Path) -> Iterator[str]:
+    if profile is None and settings.server:
+        yield settings.server.rstrip("/").removesuffix("/v1")
+        return
+    from client.local_server import local_server
+
+    key = settings.api_key.get_secret_value() if settings.api_key else None
+    with local_server(logs, profile=profile or settings.profile,
+                      timeout=settings.startup_timeout_s, api_key=key) as base:  # fmt: skip
+        yield base
+
+
+def _token_check(metrics: Any, server: dict[str, Any]) -> dict[str, Any]:
+    """The usage the client received vs the vLLM backends' own counters, per model.
+
+    Output tokens must match exactly. Prompt tokens match where the counter counts media
+    tokens too (V1 engines); vLLM's V0 encoder-decoder runner (Mllama) counts only the decoder
+    prompt, so there the difference is the image's encoder tokens, reported as media tokens.
+    """
+    models: dict[str, Any] = {}
+    for name, counters in server["models"].items():
+        mine = [r for r in metrics.requests if r.model == name]
+        prompt = sum(r.prompt_tokens for r in mine)
+        output = sum(r.output_tokens for r in mine)
+        models[name] = {
+            "client_prompt_tokens": prompt,
+            "server_prompt_tokens": counters["prompt_tokens"],
+            "client_output_tokens": output,
+            "server_generation_tokens": counters["generation_tokens"],
+            "output_equal": output == counters["generation_tokens"],
+            "prompt_equal": prompt == counters["prompt_tokens"],
+            "media_tokens_not_in_server_prompt_counter": prompt - counters["prompt_tokens"],
+        }
+    return {
+        "models": models,
+        "output_equal": all(m["output_equal"] for m in models.values()) and bool(models),
+    }
+
+
+def _measure(settings: BenchSettings, base: str, name: str, folder: Path) -> dict[str, Any]:
+    from client.config import CaptionSettings
+    from client.runner import caption
+
+    workload = settings.workload()
+    key = settings.api_key.get_secret_value() if settings.api_key else None
+    scratch = settings.output_dir / "scratch" / name
+    scratch.mkdir(parents=True, exist_ok=True)
+    if workload.warmup:
+        from client.runner import Hooks
+
+        warm = CaptionSettings(server=[base], api_key=key, tasks=list(workload.tasks),
+                               languages=list(workload.languages), output=scratch / "warmup.jsonl",
+                               overwrite=True, quiet=True)  # fmt: skip
+        asyncio.run(caption(warm, [str(folder)], Hooks(max_assets=workload.warmup)))
+    profile: dict[str, Any] = {"name": name, "server": base, "levels": [], "requests": []}
+    if not settings.skip_sequential:
+        sys.stderr.write(f"bench {name}: sequential loop\n")
+        profile["sequential"] = sequential_level(base, folder, workload, key)
+    loads: list[tuple[int, float | None]] = [(c, None) for c in settings.concurrency]
+    if settings.rate:
+        loads.append((max(settings.concurrency), settings.rate))
+    for concurrency, rate in loads:
+        sys.stderr.write(f"bench {name}: concurrency {concurrency}"
+                         + (f", {rate:g} assets/s" if rate else "") + "\n")  # fmt: skip
+        metrics, server = asyncio.run(
+            run_level(
+                base,
+                folder,
+                workload,
+                concurrency=concurrency,
+                rate=rate,
+                api_key=key,
+                scratch=scratch,
+            )
+        )
+        client = metrics.summary()
+        level = {
+            "concurrency": concurrency,
+            "rate": rate,
+            "client": client,
+            "server": server,
+            "token_check": _token_check(metrics, server),
+            "e2e_values_s": sorted(r.e2e_s for r in metrics.requests),
+        }
+        profile["levels"].append(level)
+        if settings.per_request:
+            profile["requests"] += [{"profile": name, "concurrency": concurrency, "rate": rate,
+                                     **r.__dict__} for r in metrics.requests]  # fmt: skip
+    best = max(lv["client"]["assets_per_min"] for lv in profile["levels"])
+    if profile.get("sequential"):
+        profile["speedup_vs_sequential"] = best / profile["sequential"]["assets_per_min"]
+    return profile
+
+
+def run_bench(settings: BenchSettings, compare: bool = False) -> dict[str, Any]:
+    """Run the benchmark (or the comparison), write every report, return the result."""
+    if compare and len(settings.profiles) < 2:
+        raise ConfigurationError("bench compare needs --profiles A,B (two or more)")
+    if compare and settings.server:
+        raise ConfigurationError("bench compare starts its own servers: drop --server")
+    workload = settings.workload()
+    out = settings.output_dir
+    if settings.media is not None:
+        if not settings.media.is_dir():
+            raise ConfigurationError(f"--media {settings.media} is not a folder")
+        folder = settings.media
+    else:
+        folder = synthetic_media(workload, out / "media")
+    targets: list[str | None] = list(settings.profiles) if compare else [None]
+    profiles = []
+    for profile in targets:
+        name = profile or (settings.server or settings.profile)
+        with _target(settings, profile, out / "logs" / (profile or "run")) as base:
+            profiles.append(_measure(settings, base, name, folder))
+    requests = [r for p in profiles for r in p.pop("requests")]
+    summary = (f"{'your media in ' + str(folder) if settings.media else 'synthetic: '}"
+               + ("" if settings.media else f"{workload.images} images {settings.image_size}, "
+                  f"{workload.videos} videos {settings.video_size} {workload.video_seconds:g} s "
+                  f"(GOP {workload.gop})")
+               + f"; tasks {', '.join(workload.tasks)}; languages "
+               f"{', '.join(workload.languages) or 'none'}; "
+               + (f"{workload.assets} assets" if workload.assets else "every asset")
+               + f" per level; warm-up {workload.warmup}; seed {workload.seed}")  # fmt: skip
+    result = {
+        **environment(),
+        "schema_version": BENCH_SCHEMA_VERSION,
+        "benchmark": "babelcap bench" + (" compare" if compare else ""),
+        "config": redact(settings.model_dump()),
+        "workload_summary": summary,
+        "profiles": profiles,
+    }
+    write_json(result, out / "bench.json")
+    (out / "bench.md").write_text(markdown(result), encoding="utf-8")
+    written = plots(result, out)
+    if settings.per_request:
+        with (out / "requests.jsonl").open("w", encoding="utf-8") as handle:
+            for request in requests:
+                handle.write(json.dumps(request) + "\n")
+    sys.stdout.write(table(result))
+    sys.stdout.write(f"reports: {out / 'bench.json'}, {out / 'bench.md'}, "
+                     f"{', '.join(str(p) for p in written)}\n")  # fmt: skip
+    return result

@@ -1,0 +1,153 @@
+"""``babelcap bench`` reports: a fixed-width table, JSON, per-request JSONL, PNG plots, Markdown."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+__all__ = ["markdown", "plots", "table", "write_json"]
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value * 1000:.0f}"
+
+
+def _rows(result: dict[str, Any]) -> list[tuple[str, ...]]:
+    rows: list[tuple[str, ...]] = []
+    for profile in result["profiles"]:
+        for level in profile["levels"]:
+            c = level["client"]
+            load = f"c={level['concurrency']}" + (
+                f" r={level['rate']:g}/s" if level["rate"] else ""
+            )
+            rows.append((
+                profile["name"], load, str(c["assets"]), f"{c['error_rate'] or 0:.0%}",
+                f"{c['assets_per_min']:.1f}", f"{c['output_tokens_per_s']:.1f}",
+                f"{c['requests_per_s']:.2f}", _ms(c["ttft_s"]["p50"]), _ms(c["ttft_s"]["p99"]),
+                _ms(c["tpot_s"]["p50"]), _ms(c["itl_s"]["p50"]), _ms(c["e2e_s"]["p50"]),
+                _ms(c["e2e_s"]["p99"]), _ms(c["asset_latency_s"]["p50"]),
+                _ms(c["asset_latency_s"]["p90"]),
+            ))  # fmt: skip
+        sequential = profile.get("sequential")
+        if sequential:
+            rows.append((
+                profile["name"], "sequential", str(sequential["assets"]), "0%",
+                f"{sequential['assets_per_min']:.1f}", f"{sequential['output_tokens_per_s']:.1f}",
+                *["-"] * 9,
+            ))  # fmt: skip
+    return rows
+
+
+HEADER = (
+    "profile", "load", "assets", "err", "assets/min", "out tok/s", "req/s", "TTFT p50",
+    "TTFT p99", "TPOT p50", "ITL p50", "E2E p50", "E2E p99", "asset p50", "asset p90",
+)  # fmt: skip
+
+
+def table(result: dict[str, Any]) -> str:
+    """The terminal table (latencies in ms)."""
+    rows = [HEADER, *_rows(result)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(HEADER))]
+    lines = ["  ".join(cell.rjust(w) if i > 1 else cell.ljust(w)
+                       for i, (cell, w) in enumerate(zip(row, widths, strict=True)))
+             for row in rows]  # fmt: skip
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    notes = [
+        f"{p['name']}: best concurrent level {p['speedup_vs_sequential']:.1f}x the sequential "
+        "loop's assets/min"
+        for p in result["profiles"]
+        if p.get("speedup_vs_sequential")
+    ]
+    return "\n".join([*lines, "latencies in ms; TPOT excludes the first token", *notes]) + "\n"
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """A summary to paste into an issue or README."""
+    hardware = result["hardware"]
+    lines = [
+        f"### babelcap bench ({result['timestamp']})",
+        "",
+        f"Hardware: {hardware['cpu']}, {hardware['cpus_available']} CPUs, "
+        f"{hardware['memory_gib']} GiB; GPU: {hardware['gpu'] or 'none'}. "
+        f"Versions: {', '.join(f'{k} {v}' for k, v in result['versions'].items())}.",
+        "",
+        f"Workload: {result['workload_summary']}.",
+        "",
+        "| " + " | ".join(HEADER) + " |",
+        "|" + "---|" * len(HEADER),
+    ]
+    lines += ["| " + " | ".join(row) + " |" for row in _rows(result)]
+    lines.append("")
+    lines.append("Latencies in ms. TTFT: request to first token; TPOT: (E2E - TTFT) / (output "
+                 "tokens - 1); ITL: gap between streamed chunks; asset: decode + all tasks + "
+                 "translation.")  # fmt: skip
+    for profile in result["profiles"]:
+        if profile.get("speedup_vs_sequential"):
+            ratio = profile["speedup_vs_sequential"]
+            lines.append(f"{profile['name']}: {ratio:.1f}x the original sequential loop "
+                         "(assets/min, same machine, same run).")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def plots(result: dict[str, Any], folder: Path) -> list[Path]:
+    """Throughput vs concurrency, and the request latency CDF per profile and level."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for profile in result["profiles"]:
+        levels = [lv for lv in profile["levels"] if not lv["rate"]]
+        x = [lv["concurrency"] for lv in levels]
+        left.plot(x, [lv["client"]["output_tokens_per_s"] for lv in levels], marker="o",
+                  label=profile["name"])  # fmt: skip
+        right.plot(x, [lv["client"]["assets_per_min"] for lv in levels], marker="o",
+                   label=profile["name"])  # fmt: skip
+        if profile.get("sequential"):
+            right.axhline(profile["sequential"]["assets_per_min"], linestyle="--", linewidth=1,
+                          label=f"{profile['name']} sequential loop")  # fmt: skip
+    for axis, label in ((left, "output tokens/s"), (right, "assets/min")):
+        axis.set_xscale("log", base=2)
+        axis.set_xlabel("concurrency (requests in flight)")
+        axis.set_ylabel(label)
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+    figure.suptitle("babelcap bench: throughput vs concurrency")
+    figure.tight_layout()
+    path = folder / "throughput.png"
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    written.append(path)
+
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    for profile in result["profiles"]:
+        for level in profile["levels"]:
+            values = sorted(level.get("e2e_values_s") or [])
+            if values:
+                fractions = [(i + 1) / len(values) for i in range(len(values))]
+                rate = f" r={level['rate']:g}/s" if level["rate"] else ""
+                axis.step([v * 1000 for v in values], fractions, where="post",
+                          label=f"{profile['name']} c={level['concurrency']}{rate}")  # fmt: skip
+    axis.set_xlabel("request end-to-end latency (ms)")
+    axis.set_ylabel("fraction of requests")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    axis.set_title("babelcap bench: request latency CDF")
+    figure.tight_layout()
+    path = folder / "latency_cdf.png"
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    written.append(path)
+    return written
+
+
+def write_json(result: dict[str, Any], path: Path) -> None:
+    """The full report, atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", "utf-8")
+    temporary.replace(path)
