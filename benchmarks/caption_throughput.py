@@ -61,9 +61,14 @@ def make_media(
 
 
 def babelcap_run(
-    base: str, folder: Path, languages: list[str], tasks: list[str], concurrency: int, out: Path
+    base: str,
+    paths: list[Path],
+    languages: list[str],
+    tasks: list[str],
+    concurrency: int,
+    out: Path,
 ) -> dict[str, Any]:
-    """``babelcap caption`` over the folder, in-process."""
+    """``babelcap caption`` over exactly ``paths`` (the original loop's assets), in-process."""
     from client.config import CaptionSettings
     from client.runner import caption
 
@@ -72,7 +77,7 @@ def babelcap_run(
         quiet=True, concurrency=concurrency,
     )  # fmt: skip
     started = time.perf_counter()
-    summary, code = asyncio.run(caption(settings, [str(folder)]))
+    summary, code = asyncio.run(caption(settings, [str(p) for p in paths]))
     seconds = time.perf_counter() - started
     if code != 0:
         raise SystemExit(f"babelcap caption failed: {summary}")
@@ -107,10 +112,10 @@ def _bench(base: str, args: argparse.Namespace) -> dict[str, Any]:
     original, ours, ours_all = [], [], []
     for _ in range(args.rounds):
         original.append(original_loop(base, paths, ["description"], languages))
-        ours.append(babelcap_run(base, folder, languages, ["description"], args.concurrency, out))
+        ours.append(babelcap_run(base, paths, languages, ["description"], args.concurrency, out))
     for _ in range(args.rounds):
         tasks = ["description", "tags", "sentiment", "ad"]
-        ours_all.append(babelcap_run(base, folder, languages, tasks, args.concurrency, out))
+        ours_all.append(babelcap_run(base, paths, languages, tasks, args.concurrency, out))
     rows = [
         _row("original sequential loop (description)", original),
         _row("babelcap caption (description)", ours),

@@ -44,6 +44,11 @@ class VllmBackend(BaseModel):
     limit_mm_per_prompt: str | None = Field(
         None, description='vLLM --limit-mm-per-prompt, e.g. {"image": 1}'
     )
+    log_requests: bool = Field(
+        False,
+        description="let vLLM log every request's prompt and an access line (off: prompts are "
+        "users' data, and the logging costs CPU per request)",
+    )
     extra_args: tuple[str, ...] = Field((), description="further vLLM arguments, verbatim")
     env: dict[str, str] = Field(
         default_factory=dict,
@@ -75,6 +80,8 @@ class VllmBackend(BaseModel):
             argv.append("--enforce-eager")
         if self.limit_mm_per_prompt:
             argv += ["--limit-mm-per-prompt", self.limit_mm_per_prompt]
+        if not self.log_requests:
+            argv += ["--disable-log-requests", "--disable-uvicorn-access-log"]
         return argv + list(self.extra_args)
 
 
@@ -82,7 +89,15 @@ def tiny_cpu_backends(dtype: str = "float32") -> list[VllmBackend]:
     """The committed tiny Mllama and LLaVA-NeXT-Video stand-ins on the CPU vLLM build."""
     from converters.tiny.common import ARTIFACTS
 
-    cpu_env = {"VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    cpu_env = {
+        "VLLM_CPU_KVCACHE_SPACE": "1",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        # One unpinned OpenMP thread per tiny engine: by default each engine binds a thread to
+        # every core, so two engines spin four threads on a 2-core machine (measured slower).
+        "VLLM_CPU_OMP_THREADS_BIND": "all",
+        "OMP_NUM_THREADS": "1",
+    }
     return [
         VllmBackend(
             name="tiny-mllama",
