@@ -80,7 +80,7 @@ say "weakening GLIBCXX needs that $libstdcxx lacks"
 say "fixing Mllama's cross-attention cache layout on the CPU backend"
 "$venv/bin/python" "$here/patch_vllm_mllama_cpu.py" "$site"
 
-say "installing babelcap (editable) with its translate, server, convert and dev extras"
+say "installing babelcap (editable) with its translate, server, convert, export, bench and dev extras"
 pip_run install -q -e "$repo[translate,server,convert,export,bench,dev]"
 
 check_imports || die "the environment was built but vLLM does not import; see the error above."

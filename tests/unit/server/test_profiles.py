@@ -67,3 +67,12 @@ def test_tiny_profiles_list_media_hints_and_the_bf16_variant():
     assert bf16.name == "tiny-cpu-bf16"
     assert {m.backend.dtype for m in bf16.models} == {"bfloat16"}
     assert BUILTIN_PROFILES["h100-80gb"].models[1].media.frames == 8
+
+
+def test_vllm_does_not_log_prompts_unless_asked():
+    backend = load_profile("tiny-cpu").models[0].backend
+    argv = backend.argv("127.0.0.1", 1)
+    assert "--disable-log-requests" in argv and "--disable-uvicorn-access-log" in argv
+    verbose = backend.model_copy(update={"log_requests": True}).argv("127.0.0.1", 1)
+    assert "--disable-log-requests" not in verbose
+    assert backend.env["OMP_NUM_THREADS"] == "1"
