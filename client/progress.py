@@ -7,6 +7,7 @@ nothing until the summary.
 
 from __future__ import annotations
 
+import math
 import statistics
 import sys
 import time
@@ -22,9 +23,8 @@ __all__ = ["Progress", "RunStats"]
 def _percentile(values: list[float], q: float) -> float | None:
     if not values:
         return None
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[index]
+    ordered = sorted(values)  # nearest rank, as babelcap bench reports them
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
 
 
 @dataclass
