@@ -9,16 +9,17 @@ URLs that are not ``data:`` URLs are refused unless the profile allows their hos
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlparse
 
 import aiohttp
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -128,10 +129,13 @@ class _Guard:
     every streamed chunk through an extra memory stream, which measurably slowed SSE relaying.
     """
 
-    def __init__(self, app: ASGIApp, config: GatewayConfig, metrics: _Metrics) -> None:
+    def __init__(
+        self, app: ASGIApp, config: GatewayConfig, metrics: _Metrics, chat: _ChatRelay
+    ) -> None:
         self.app = app
         self.config = config
         self.metrics = metrics
+        self.chat = chat
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -172,12 +176,130 @@ class _Guard:
         self.metrics.in_flight.inc()
         started = time.perf_counter()
         try:
-            await self.app(scope, receive, send_and_watch)
+            if path == "/v1/chat/completions" and scope["method"] == "POST":
+                await self.chat(scope, receive, send_and_watch)
+            else:
+                await self.app(scope, receive, send_and_watch)
         finally:
             self.metrics.in_flight.dec()
             model = scope.get("state", {}).get("model", "")
             self.metrics.requests.labels(path, model, str(status)).inc()
             self.metrics.latency.labels(path, model).observe(time.perf_counter() - started)
+
+
+class _ChatRelay:
+    """``POST /v1/chat/completions`` as plain ASGI: route by ``model``, refuse remote media,
+    relay the backend's answer (SSE chunk by chunk) untouched.
+
+    Plain ASGI rather than a FastAPI route with a ``StreamingResponse``: the route machinery and
+    the response's per-request task group were most of the gateway's CPU per proxied request.
+    """
+
+    def __init__(
+        self,
+        by_name: dict[str, Backend],
+        config: GatewayConfig,
+        metrics: _Metrics,
+        upstream: Callable[[], aiohttp.ClientSession],
+    ) -> None:
+        self.by_name, self.config, self.metrics, self.upstream = by_name, config, metrics, upstream
+
+    def _refusal(self, raw: bytes, scope: Scope) -> Response | tuple[Backend, dict[str, Any]]:
+        config, by_name = self.config, self.by_name
+        if len(raw) > config.max_body_bytes:  # a chunked body has no Content-Length to check
+            return openai_error(413, f"request body over {config.max_body_bytes} bytes",
+                                "invalid_request_error", "body_too_large")  # fmt: skip
+        try:
+            body = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            return openai_error(400, f"body is not JSON: {error}", "invalid_request_error")
+        model = body.get("model") if isinstance(body, dict) else None
+        backend = by_name.get(model) if isinstance(model, str) else None
+        if backend is None:
+            return openai_error(
+                404,
+                f"model {model!r} is not served here; GET /v1/models lists {', '.join(by_name)}",
+                "invalid_request_error",
+                "model_not_found",
+            )
+        scope.setdefault("state", {})["model"] = backend.name
+        remote = [
+            u
+            for u in _remote_media(body)
+            if urlparse(u).hostname not in config.allowed_media_domains
+        ]
+        if remote:
+            return openai_error(
+                400,
+                f"remote media URL refused: {remote[0][:200]}; send the media as a "
+                "data: URL, or allow its host in the profile's allowed_media_domains",
+                "invalid_request_error",
+                "remote_media_refused",
+            )
+        if backend.state != "ready":
+            return openai_error(
+                503,
+                f"model {backend.name} is {backend.state}; retry shortly",
+                "service_unavailable",
+                "backend_unavailable",
+                **{"Retry-After": "5"},
+            )
+        return backend, body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raw = await _read_body(receive)
+        checked = self._refusal(raw, scope)
+        if isinstance(checked, Response):
+            await checked(scope, receive, send)
+            return
+        backend, body = checked
+        try:
+            response = await self.upstream().post(
+                f"{backend.base_url}/v1/chat/completions",
+                data=raw,
+                headers={"content-type": "application/json"},
+            )
+        except (aiohttp.ClientConnectionError, TimeoutError) as error:
+            refusal = openai_error(
+                503,
+                f"model {backend.name} did not answer ({type(error).__name__}); retry shortly",
+                "service_unavailable",
+                "backend_unavailable",
+                **{"Retry-After": "5"},
+            )
+            await refusal(scope, receive, send)
+            return
+        headers = [(b"content-type", response.headers.get("content-type", "").encode("latin-1"))]
+        async with response:
+            if not body.get("stream"):
+                content = await response.read()
+                _count_tokens(self.metrics, backend.name, content)
+                headers.append((b"content-length", str(len(content)).encode()))
+                await send({"type": "http.response.start", "status": response.status,
+                            "headers": headers})  # fmt: skip
+                await send({"type": "http.response.body", "body": content})
+                return
+            await send({"type": "http.response.start", "status": response.status,
+                        "headers": headers})  # fmt: skip
+            last = b""
+            # The body is read, so the next message is the client's disconnect: one watcher per
+            # stream. A client that leaves ends the relay, and closing the upstream response
+            # cancels the request in vLLM.
+            gone = asyncio.ensure_future(receive())
+            try:
+                async for chunk in response.content.iter_any():
+                    if gone.done():
+                        return
+                    if b'"usage"' in chunk:
+                        last = chunk
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                await send({"type": "http.response.body", "body": b""})
+            finally:
+                gone.cancel()
+        # With stream_options.include_usage the last data chunk carries the usage.
+        for line in last.splitlines():
+            if line.startswith(b"data: {"):
+                _count_tokens(self.metrics, backend.name, line[6:])
 
 
 async def _read_body(receive: Receive) -> bytes:
@@ -231,7 +353,8 @@ def create_gateway(
     app.state.backends = by_name
     app.state.metrics = metrics
 
-    app.add_middleware(_Guard, config=config, metrics=metrics)
+    chat = _ChatRelay(by_name, config, metrics, upstream)
+    app.add_middleware(_Guard, config=config, metrics=metrics, chat=chat)
 
     @app.get("/health")
     async def health() -> Response:
@@ -289,95 +412,6 @@ def create_gateway(
                 }
             )
         return {"object": "list", "data": data}
-
-    @app.post("/v1/chat/completions")
-    async def chat(request: Request) -> Response:
-        raw = await request.body()
-        if len(raw) > config.max_body_bytes:  # a chunked body has no Content-Length to check
-            return openai_error(
-                413,
-                f"request body over {config.max_body_bytes} bytes",
-                "invalid_request_error",
-                "body_too_large",
-            )
-        try:
-            body = json.loads(raw)
-        except json.JSONDecodeError as error:
-            return openai_error(400, f"body is not JSON: {error}", "invalid_request_error")
-        model = body.get("model") if isinstance(body, dict) else None
-        backend = by_name.get(model) if isinstance(model, str) else None
-        if backend is None:
-            return openai_error(
-                404,
-                f"model {model!r} is not served here; GET /v1/models lists {', '.join(by_name)}",
-                "invalid_request_error",
-                "model_not_found",
-            )
-        request.state.model = backend.name
-        remote = [
-            u
-            for u in _remote_media(body)
-            if urlparse(u).hostname not in config.allowed_media_domains
-        ]
-        if remote:
-            return openai_error(
-                400,
-                f"remote media URL refused: {remote[0][:200]}; send the media as a "
-                "data: URL, or allow its host in the profile's allowed_media_domains",
-                "invalid_request_error",
-                "remote_media_refused",
-            )
-        if backend.state != "ready":
-            return openai_error(
-                503,
-                f"model {backend.name} is {backend.state}; retry shortly",
-                "service_unavailable",
-                "backend_unavailable",
-                **{"Retry-After": "5"},
-            )
-        try:
-            response = await upstream().post(
-                f"{backend.base_url}/v1/chat/completions",
-                data=raw,
-                headers={"content-type": "application/json"},
-            )
-        except (aiohttp.ClientConnectionError, TimeoutError) as error:
-            return openai_error(
-                503,
-                f"model {backend.name} did not answer ({type(error).__name__}); retry shortly",
-                "service_unavailable",
-                "backend_unavailable",
-                **{"Retry-After": "5"},
-            )
-        if not body.get("stream"):
-            async with response:
-                content = await response.read()
-            _count_tokens(metrics, backend.name, content)
-            return Response(
-                content,
-                status_code=response.status,
-                media_type=response.headers.get("content-type"),
-            )
-
-        async def relay() -> AsyncIterator[bytes]:
-            last = b""
-            try:
-                async for chunk in response.content.iter_any():
-                    if b'"usage"' in chunk:
-                        last = chunk
-                    yield chunk
-            finally:
-                response.release()
-                # With stream_options.include_usage the last data chunk carries the usage.
-                for line in last.splitlines():
-                    if line.startswith(b"data: {"):
-                        _count_tokens(metrics, backend.name, line[6:])
-
-        return StreamingResponse(
-            relay(),
-            status_code=response.status,
-            media_type=response.headers.get("content-type"),
-        )
 
     if translation is not None:
         metrics.registry.register(_TranslationCollector(translation))
