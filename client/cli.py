@@ -338,7 +338,7 @@ def _parser() -> argparse.ArgumentParser:
 
     server = commands.add_parser(
         "translation-server",
-        help="serve only the translation API (until 'babelcap serve' hosts it)",
+        help="serve only the translation API ('babelcap serve' hosts it too)",
         description=(
             "Serve POST /v1/translations, LibreTranslate's POST /translate and GET /languages, "
             "and GET /health for one CTranslate2 NLLB model."
