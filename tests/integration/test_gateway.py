@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 from tokenizers import Tokenizer
 
+from benchmarks.metrics import prometheus_values
 from converters.tiny.common import ARTIFACTS, COLOURS
 from tests.integration.serving import KEY, cmdline, vllm_children
 
@@ -142,6 +143,35 @@ def test_errors_are_openai_shaped(gateway):
     remote = {"type": "image_url", "image_url": {"url": "http://169.254.169.254/latest/meta-data"}}
     with pytest.raises(openai.BadRequestError, match="remote media URL refused"):
         client.chat.completions.create(model="tiny-mllama", messages=_messages(remote, "Describe."))
+
+
+def test_a_client_that_leaves_mid_stream_cancels_the_backend_request(gateway):
+    base, _ = gateway
+    headers = {"Authorization": f"Bearer {KEY}"}
+
+    def counters() -> dict[str, float]:
+        text = httpx.get(f"{base}/metrics/backends/tiny-llava-next-video", headers=headers).text
+        return prometheus_values(text)
+
+    before = counters()
+    body = {
+        "model": "tiny-llava-next-video",
+        "messages": _messages(_video(["red", "blue"]), "Describe this video."),
+        "max_tokens": 1500, "ignore_eos": True, "stream": True,  # about 1,500 tokens
+    }  # fmt: skip
+    with (
+        httpx.Client(timeout=60) as client,
+        client.stream(
+            "POST", f"{base}/v1/chat/completions", json=body, headers=headers
+        ) as response,
+    ):
+        assert response.status_code == 200
+        next(response.iter_lines())  # the stream has started; now the client leaves
+    # All 1,500 tokens take about 3.5 s here; after 6 s, a request that was not cancelled would
+    # have produced them all. (vLLM's running-requests gauge only updates on engine steps.)
+    time.sleep(6)
+    generated = counters()["vllm:generation_tokens_total"] - before["vllm:generation_tokens_total"]
+    assert generated < 300, f"{generated} tokens generated for a client that left"
 
 
 def test_a_crashed_backend_is_answered_503_then_restarted(gateway):
