@@ -27,9 +27,10 @@ from benchmarks.load import (
     sequential_level,
     synthetic_media,
 )
-from benchmarks.report import markdown, plots, table, write_json
+from benchmarks.report import markdown, plots, table
 from client.config import split_list
 from client.errors import ConfigurationError
+from client.store import write_json
 
 __all__ = ["BenchSettings", "run_bench"]
 
@@ -241,7 +242,7 @@ def run_bench(settings: BenchSettings, compare: bool = False) -> dict[str, Any]:
         "workload_summary": summary,
         "profiles": profiles,
     }
-    write_json(result, out / "bench.json")
+    write_json(out / "bench.json", result)
     (out / "bench.md").write_text(markdown(result), encoding="utf-8")
     written = plots(result, out)
     if settings.per_request:

@@ -10,14 +10,13 @@ process, and of its decoding workers separately. Both counts run against the sam
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from benchmarks.environment import environment, peak_rss_mib
+from benchmarks.environment import peak_rss_mib, save_report
 
 
 def make_images(folder: Path, count: int) -> Path:
@@ -102,12 +101,7 @@ def main(argv: list[str] | None = None) -> int:
 
         with local_server(Path("out/bench-logs")) as base:
             measure(base)
-    report = {**environment(), "benchmark": "caption_memory", "config": vars(args),
-              "results": results}  # fmt: skip
-    output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(f"saved {output}")
+    save_report(args.output, "caption_memory", vars(args), results=results)
     return 0
 
 

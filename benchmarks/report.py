@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["markdown", "plots", "table", "write_json"]
+__all__ = ["markdown", "plots", "table"]
 
 
 def _ms(value: float | None) -> str:
@@ -143,11 +142,3 @@ def plots(result: dict[str, Any], folder: Path) -> list[Path]:
     plt.close(figure)
     written.append(path)
     return written
-
-
-def write_json(result: dict[str, Any], path: Path) -> None:
-    """The full report, atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", "utf-8")
-    temporary.replace(path)

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks.environment import environment
+from benchmarks.environment import save_report
 
 SOURCE_TOKENS, OUTPUT_TOKENS = 25, 30
 LANGUAGES = ["fra_Latn", "spa_Latn", "hin_Deva"]
@@ -218,20 +218,6 @@ def main(argv: list[str] | None = None) -> int:
     speed = _speed_cases(hf_dir, ct2_dir, args.threads, args.repeat)
     description = _whole_vs_sentences(ct2_dir, args.threads, args.repeat)
     completeness = _completeness(ARTIFACTS / "nllb-ct2")
-    report = {
-        **environment(),
-        "benchmark": "translation",
-        "config": {**vars(args), "source_tokens": SOURCE_TOKENS, "output_tokens": OUTPUT_TOKENS,
-                   "languages": LANGUAGES, "model": "random weights, NLLB-200-distilled-600M size"},
-        "prepare_seconds": round(prepared, 1),
-        "engines": speed,
-        "five_sentences_three_languages": description,
-        "completeness_tiny_model": completeness,
-    }  # fmt: skip
-    output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-
     print(
         f"{'case':<18}{'HF fp32 s':>11}{'CT2 int8 s':>12}"
         f"{'HF sent/s':>11}{'CT2 sent/s':>12}{'x':>7}"
@@ -251,7 +237,13 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"tiny NLLB {language}: whole text keeps {whole}/{counts['of']} sentences, "
               f"sentence-batched {ours}/{counts['of']}")  # fmt: skip
-    print(f"saved {output}")
+    save_report(
+        args.output, "translation",
+        {**vars(args), "source_tokens": SOURCE_TOKENS, "output_tokens": OUTPUT_TOKENS,
+         "languages": LANGUAGES, "model": "random weights, NLLB-200-distilled-600M size"},
+        prepare_seconds=round(prepared, 1), engines=speed,
+        five_sentences_three_languages=description, completeness_tiny_model=completeness,
+    )  # fmt: skip
     return 0
 
 

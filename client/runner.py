@@ -33,7 +33,7 @@ from client.media import MediaPool
 from client.plan import Models, choose_models, select_tasks
 from client.progress import Progress, RunStats
 from client.requests import Completion, RetryPolicy, ServerPool
-from client.store import Mode, ResultStore, content_hash, settings_hash
+from client.store import Mode, ResultStore, content_hash, settings_hash, write_json
 from client.tags import parse_tags
 from client.translate import TranslationBatcher
 from prompts import TaskPrompt
@@ -354,10 +354,4 @@ async def caption(
 
 def write_summary(summary: dict[str, Any], output: Path) -> Path:
     """``<output>.summary.json``, written atomically."""
-    import json
-
-    path = output.with_name(output.name + ".summary.json")
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", "utf-8")
-    temporary.replace(path)
-    return path
+    return write_json(output.with_name(output.name + ".summary.json"), summary)

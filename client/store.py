@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from client.errors import ConfigurationError
 
-__all__ = ["Mode", "ResultStore", "content_hash", "read_records", "settings_hash"]
+__all__ = ["Mode", "ResultStore", "content_hash", "read_records", "settings_hash", "write_json"]
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +126,16 @@ class ResultStore:
             os.fsync(self._fd)
             os.close(self._fd)
             self._fd = None
+
+
+def write_json(path: Path, data: Any) -> Path:
+    """``data`` as indented UTF-8 JSON, written to a temporary name and renamed: a crash never
+    leaves a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", "utf-8")
+    temporary.replace(path)
+    return path
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
