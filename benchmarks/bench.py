@@ -22,6 +22,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from benchmarks.environment import environment
 from benchmarks.load import (
     Workload,
+    parse_size,
     redact,
     run_level,
     sequential_level,
@@ -35,14 +36,6 @@ from client.store import write_json
 __all__ = ["BenchSettings", "run_bench"]
 
 BENCH_SCHEMA_VERSION = 1
-
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError as error:
-        raise ValueError(f"{text!r} is not WIDTHxHEIGHT") from error
-    return width, height
 
 
 class BenchSettings(BaseSettings):
@@ -96,14 +89,14 @@ class BenchSettings(BaseSettings):
     @field_validator("image_size", "video_size")
     @classmethod
     def _sizes(cls, value: str) -> str:
-        _size(value)
+        parse_size(value)
         return value
 
     def workload(self) -> Workload:
         """The workload these settings describe."""
         return Workload(
             media=self.media, images=self.images, videos=self.videos,
-            image_size=_size(self.image_size), video_size=_size(self.video_size),
+            image_size=parse_size(self.image_size), video_size=parse_size(self.video_size),
             video_seconds=self.video_seconds, gop=self.gop, tasks=tuple(self.tasks),
             languages=tuple(self.languages), assets=self.assets, duration_s=self.duration_s,
             warmup=self.warmup, seed=self.seed,

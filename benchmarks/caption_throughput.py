@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.environment import save_report
-from benchmarks.load import original_loop
+from benchmarks.load import original_loop, parse_size
 
 COLOURS = ["red", "green", "blue", "yellow", "orange", "purple", "white", "black"]
 
@@ -84,11 +84,6 @@ def babelcap_run(
             "output_tokens": summary["output_tokens"]}  # fmt: skip
 
 
-def _size(text: str) -> tuple[int, int]:
-    width, height = (int(v) for v in text.lower().split("x"))
-    return width, height
-
-
 def _row(label: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
     seconds = statistics.median(r["wall_s"] for r in runs)
     assets = runs[0]["assets"]
@@ -100,7 +95,7 @@ def _row(label: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _bench(base: str, args: argparse.Namespace) -> dict[str, Any]:
-    image_size, video_size = _size(args.image_size), _size(args.video_size)
+    image_size, video_size = parse_size(args.image_size), parse_size(args.video_size)
     folder = Path(args.media) / f"{args.image_size}-{args.video_size}-{args.video_seconds:g}s"
     paths = make_media(folder, args.images, args.videos, image_size, video_size,
                        args.video_seconds)  # fmt: skip

@@ -31,7 +31,8 @@ from client.requests import Completion
 from client.runner import Hooks, caption
 
 __all__ = [
-    "Workload", "original_loop", "redact", "run_level", "sequential_level", "synthetic_media",
+    "Workload", "original_loop", "parse_size", "redact", "run_level", "sequential_level",
+    "synthetic_media",
 ]  # fmt: skip
 
 _NAMES = ["red", "green", "blue", "yellow", "orange", "purple", "white", "black"]
@@ -55,6 +56,15 @@ class Workload:
     warmup: int = 2
     seed: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"1024x768"`` -> (1024, 768)."""
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError as error:
+        raise ValueError(f"{text!r} is not WIDTHxHEIGHT") from error
+    return width, height
 
 
 def synthetic_media(workload: Workload, root: Path) -> Path:

@@ -15,7 +15,7 @@ import av
 import numpy as np
 from PIL import Image
 
-__all__ = ["write_image", "write_video"]
+__all__ = ["write_audio", "write_image", "write_video"]
 
 RGB = tuple[int, int, int]
 
@@ -91,5 +91,18 @@ def write_video(
                 frame.pts = index
                 container.mux(stream.encode(frame))
                 index += 1
+        container.mux(stream.encode())
+    return path
+
+
+def write_audio(path: Path, frames: int = 8) -> Path:
+    """An audio-only file (silent AAC, 1024 samples a frame at 16 kHz) in the suffix's container:
+    what a video pipeline must refuse clearly."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("aac", rate=16000)
+        for i in range(frames):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), "fltp", "mono")
+            frame.sample_rate, frame.pts = 16000, i * 1024
+            container.mux(stream.encode(frame))
         container.mux(stream.encode())
     return path

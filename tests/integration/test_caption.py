@@ -14,12 +14,10 @@ import sys
 import time
 from pathlib import Path
 
-import av
-import numpy as np
 import pytest
 from PIL import Image
 
-from client.synthetic import write_image, write_video
+from client.synthetic import write_audio, write_image, write_video
 from converters.tiny.common import COLOURS
 from tests.integration.serving import KEY, kill_backend
 
@@ -64,13 +62,7 @@ def _mixed_folder(root: Path) -> dict[str, object]:
     good = (root / "red-product.jpg").read_bytes()
     (root / "broken.jpg").write_bytes(good[:400])
     (root / "fake.mp4").write_text("this is not a video", encoding="utf-8")
-    with av.open(str(root / "voiceover.mp4"), "w") as container:
-        stream = container.add_stream("aac", rate=16000)
-        for i in range(8):
-            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), "fltp", "mono")
-            frame.sample_rate, frame.pts = 16000, i * 1024
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode())
+    write_audio(root / "voiceover.mp4")
     (root / "notes.txt").write_text("not media", encoding="utf-8")
     (root / ".DS_Store").write_bytes(b"\0" * 64)
     return {

@@ -16,12 +16,45 @@ from starlette.routing import Route
 from server.vllm_process import free_port
 
 
-class FakeBabelcap:
+class ThreadedServer:
+    """A Starlette app served by uvicorn in a thread, on a free loopback port."""
+
+    def __init__(self, routes: list[Route]) -> None:
+        self.port = free_port()
+        config = uvicorn.Config(
+            Starlette(routes=routes), host="127.0.0.1", port=self.port, log_level="critical"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> ThreadedServer:
+        self.thread.start()
+        while not self.server.started:
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        """Stop at once (callable from a request handler: does not wait for the thread)."""
+        self.server.should_exit = True
+        self.server.force_exit = True
+
+    def __enter__(self) -> ThreadedServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+        self.thread.join()
+
+
+class FakeBabelcap(ThreadedServer):
     """Speaks babelcap's API (models with roles and media hints, streamed chat, translations)
     and can vanish for good after ``die_after`` chat requests."""
 
     def __init__(self, die_after: int | None = None, delay_s: float = 0.0) -> None:
-        self.port = free_port()
         self.die_after = die_after
         self.delay_s = delay_s
         self.chats = 0
@@ -59,25 +92,8 @@ class FakeBabelcap:
                 for code in body["target_languages"]
             ]})  # fmt: skip
 
-        app = Starlette(routes=[
+        super().__init__([
             Route("/v1/models", models),
             Route("/v1/chat/completions", chat, methods=["POST"]),
             Route("/v1/translations", translations, methods=["POST"]),
         ])  # fmt: skip
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="critical")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> FakeBabelcap:
-        self.thread.start()
-        while not self.server.started:
-            time.sleep(0.01)
-        return self
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.server.force_exit = True

@@ -12,7 +12,7 @@ from PIL import Image
 
 from client.errors import MediaDecodeError
 from client.frames import sample_frames
-from client.synthetic import write_video
+from client.synthetic import write_audio, write_video
 from converters.tiny.common import COLOURS
 
 FOUR = ["red", "green", "blue", "yellow"]
@@ -112,13 +112,6 @@ def test_truncated_mp4_without_index_is_a_clear_error(tmp_path):
 
 
 def test_audio_only_file_is_a_clear_error(tmp_path):
-    path = tmp_path / "audio.mp4"
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("aac", rate=16000)
-        for i in range(10):
-            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), "fltp", "mono")
-            frame.sample_rate, frame.pts = 16000, i * 1024
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode())
+    path = write_audio(tmp_path / "audio.mp4", frames=10)
     with pytest.raises(MediaDecodeError, match=r"no video stream .*audio"):
         sample_frames(path, 4)

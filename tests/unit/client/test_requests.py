@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 from collections import deque
 
 import pytest
-import uvicorn
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -18,6 +15,7 @@ from starlette.routing import Route
 from client.errors import RequestFailedError, ServerUnavailableError
 from client.requests import RetryPolicy, ServerPool, retry_delay
 from server.vllm_process import free_port
+from tests.unit.client.fakes import ThreadedServer
 
 FAST = RetryPolicy(max_retries=3, initial_delay_s=0.01, max_delay_s=0.05, unavailable_timeout_s=1.0)
 
@@ -36,13 +34,12 @@ def _sse(text: str):
     return StreamingResponse(body(), media_type="text/event-stream")
 
 
-class Scripted:
+class Scripted(ThreadedServer):
     """A real HTTP server answering chat requests from a script of statuses."""
 
     def __init__(self, script: list[int | str]) -> None:
         self.script = deque(script)
         self.seen: list[float] = []
-        self.port = free_port()
 
         async def chat(request: Request) -> Response:
             await request.body()
@@ -60,24 +57,7 @@ class Scripted:
             headers = {"Retry-After": "0"} if step in (429, 503) else {}
             return JSONResponse({"error": {"message": f"scripted {step}"}}, step, headers)
 
-        app = Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])])
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="critical")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> Scripted:
-        self.thread.start()
-        while not self.server.started:
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join()
+        super().__init__([Route("/v1/chat/completions", chat, methods=["POST"])])
 
 
 async def _chat(pool: ServerPool):
