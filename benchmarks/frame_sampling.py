@@ -43,29 +43,14 @@ def make_clip(path: Path = CLIP) -> Path:
     return path
 
 
-def _decode_everything(path: Path, count: int) -> int:
-    """The original method: decode from the start until the last target, keep the targets."""
-    import av
-
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        total = stream.frames
-        wanted = {int((i + 0.5) * total / count) for i in range(count)}
-        kept = []
-        for index, frame in enumerate(container.decode(stream)):
-            if index in wanted:
-                kept.append(frame.to_image())  # type: ignore[no-untyped-call]
-            if index >= max(wanted):
-                break
-    return len(kept)
-
-
 def _child(method: str, path: Path, count: int) -> None:
     import resource
 
     started = time.perf_counter()
     if method == "original":
-        got = _decode_everything(path, count)
+        from benchmarks.baseline import decode_everything
+
+        got = len(decode_everything(path, count))
     else:
         from client.frames import sample_frames
 

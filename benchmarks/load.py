@@ -234,20 +234,13 @@ def _naive_image(path: Path) -> str:
 
 
 def _naive_video(path: Path, count: int) -> str:
-    import av
+    from benchmarks.baseline import decode_everything
 
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        total = stream.frames
-        wanted = [int((i + 0.5) * total / count) for i in range(count)]
-        frames = []
-        for index, frame in enumerate(container.decode(stream)):
-            if index in wanted:
-                buffer = io.BytesIO()
-                frame.to_image().save(buffer, "JPEG", quality=90)  # type: ignore[no-untyped-call]
-                frames.append(base64.b64encode(buffer.getvalue()).decode())
-            if index >= wanted[-1]:
-                break
+    frames = []
+    for image in decode_everything(path, count):
+        buffer = io.BytesIO()
+        image.save(buffer, "JPEG", quality=90)
+        frames.append(base64.b64encode(buffer.getvalue()).decode())
     return "data:video/jpeg;base64," + ",".join(frames)
 
 
