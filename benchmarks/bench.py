@@ -112,8 +112,8 @@ def _target(settings: BenchSettings, profile: str | None, logs: Path) -> Iterato
 
     key = settings.api_key.get_secret_value() if settings.api_key else None
     with local_server(logs, profile=profile or settings.profile,
-                      timeout=settings.startup_timeout_s, api_key=key) as base:  # fmt: skip
-        yield base
+                      timeout=settings.startup_timeout_s, api_key=key) as served:  # fmt: skip
+        yield served.base
 
 
 def _token_check(metrics: Any, server: dict[str, Any]) -> dict[str, Any]:

@@ -99,8 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         from client.local_server import local_server
 
-        with local_server(Path("out/bench-logs")) as base:
-            measure(base)
+        with local_server(Path("out/bench-logs")) as served:
+            measure(served.base)
     save_report(args.output, "caption_memory", vars(args), results=results)
     return 0
 

@@ -140,8 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         from client.local_server import local_server
 
-        with local_server(Path("out/bench-logs")) as base:
-            figures = _bench(base, args)
+        with local_server(Path("out/bench-logs")) as served:
+            figures = _bench(served.base, args)
     print(f"{'method':45} {'assets':>6} {'s':>8} {'assets/s':>9} {'out tok/s':>10}")
     for row in figures["rows"]:
         print(f"{row['method']:45} {row['assets']:6} {row['seconds']:8.2f} "

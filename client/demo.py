@@ -35,10 +35,10 @@ def run_demo(
         log.error("not found: %s", ", ".join(missing))
         return 2
     started = time.perf_counter()
-    with local_server(output.parent / "logs", timeout=startup_timeout) as base:
+    with local_server(output.parent / "logs", timeout=startup_timeout) as served:
         log.info("babelcap serve (tiny-cpu) ready in %.1f s", time.perf_counter() - started)
         settings = CaptionSettings(
-            server=[base], languages=languages, output=output, overwrite=True, quiet=True
+            server=[served.base], languages=languages, output=output, overwrite=True, quiet=True
         )
         summary, code = asyncio.run(caption(settings, [str(m) for m in media]))
     write_summary(summary, output)

@@ -9,13 +9,22 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
 from client.errors import BackendStartError
 
-__all__ = ["local_server"]
+__all__ = ["Served", "local_server"]
+
+
+@dataclass(frozen=True)
+class Served:
+    """A running ``babelcap serve``: its base URL and its process."""
+
+    base: str
+    process: subprocess.Popen[bytes]
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -36,9 +45,9 @@ def local_server(
     config: Path | None = None,
     timeout: float = 600.0,
     api_key: str | None = None,
-) -> Iterator[str]:
-    """Start ``babelcap serve`` on a free loopback port, wait for ``/health``, yield its base URL,
-    and stop it (and every vLLM process it started) on exit."""
+) -> Iterator[Served]:
+    """Start ``babelcap serve`` on a free loopback port, wait for ``/health``, yield it, and stop
+    it as Ctrl-C does (it stops every vLLM process it started) on exit."""
     from server.vllm_process import free_port
 
     port = free_port()
@@ -69,6 +78,6 @@ def local_server(
                         f"babelcap serve was not healthy after {timeout:.0f} s; see {logs}"
                     )
                 time.sleep(0.5)
-            yield f"http://127.0.0.1:{port}"
+            yield Served(f"http://127.0.0.1:{port}", process)
         finally:
             _stop(process)

@@ -5,51 +5,29 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
-
-from server.vllm_process import free_port
+from client.local_server import local_server
 
 KEY = "test-key-0123"
 
 
 @contextmanager
 def running_gateway(logs: Path, api_key: str = KEY) -> Iterator[tuple[str, subprocess.Popen]]:
-    """Start the real `babelcap serve`, wait for /health, yield (base URL, process), then stop it
-    as Ctrl-C does and check that every vLLM process it started is gone."""
-    port = free_port()
-    output = (logs / "serve.out").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "client.cli", "serve", "--profile", "tiny-cpu", "--port", str(port),
-         "--api-key", api_key, "--log-dir", str(logs)],
-        stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
+    """The real `babelcap serve` (started as demo and bench start it), yielding (base URL,
+    process); on exit it is stopped as Ctrl-C does, and every vLLM process it started, restarted
+    ones included, must be gone."""
     backends: list[int] = []
-    try:
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline:
-            assert process.poll() is None, (logs / "serve.out").read_text()[-3000:]
-            try:
-                if httpx.get(f"{base}/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(1)
-        backends = vllm_children(process.pid)
+    with local_server(logs, api_key=api_key) as served:
+        backends = vllm_children(served.process.pid)
         assert len(backends) == 2, (logs / "serve.out").read_text()[-3000:]
-        yield base, process
-    finally:
-        backends += vllm_children(process.pid)  # restarted ones too
-        process.send_signal(signal.SIGINT)  # what Ctrl-C does
-        process.wait(timeout=60)
-        output.close()
-    # Every vLLM process the supervisor started is gone with it.
+        try:
+            yield served.base, served.process
+        finally:
+            backends += vllm_children(served.process.pid)  # restarted ones too
     time.sleep(1)
     assert [pid for pid in backends if os.path.exists(f"/proc/{pid}")] == []
 
