@@ -94,10 +94,14 @@ def _translation_server(args: argparse.Namespace) -> int:
 
     from server.translation import TranslationEngine, TranslationSettings
     from server.translation.api import create_app
+    from server.vllm_process import BACKEND_KEEP_ALIVE_S
 
     engine = TranslationEngine(TranslationSettings(model=Path(args.model)))
     app = create_app(engine, max_body_bytes=args.max_body_bytes)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    uvicorn.run(
+        app, host=args.host, port=args.port, log_level="info",
+        timeout_keep_alive=BACKEND_KEEP_ALIVE_S,
+    )  # fmt: skip
     return 0
 
 

@@ -34,6 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from server.http_errors import openai_error
 from server.translation.api import install_error_handlers
 from server.translation.api import router as translation_router
+from server.vllm_process import BACKEND_KEEP_ALIVE_S
 
 __all__ = ["Backend", "GatewayConfig", "create_gateway"]
 
@@ -246,6 +247,20 @@ class _ChatRelay:
             )
         return backend, body
 
+    async def _post(self, url: str, raw: bytes) -> aiohttp.ClientResponse:
+        """POST upstream; once more on a fresh connection if a pooled one was closed under it.
+
+        A keep-alive connection the backend closes just as the request goes out fails before
+        any answer (the backend never read the request), so sending it again is safe.
+        """
+        headers = {"content-type": "application/json"}
+        try:
+            return await self.upstream().post(url, data=raw, headers=headers)
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as error:
+            if isinstance(error, aiohttp.ClientConnectorError):  # a fresh connect failed
+                raise
+            return await self.upstream().post(url, data=raw, headers=headers)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         raw = await _read_body(receive)
         checked = self._refusal(raw, scope)
@@ -254,11 +269,7 @@ class _ChatRelay:
             return
         backend, body = checked
         try:
-            response = await self.upstream().post(
-                f"{backend.base_url}/v1/chat/completions",
-                data=raw,
-                headers={"content-type": "application/json"},
-            )
+            response = await self._post(f"{backend.base_url}/v1/chat/completions", raw)
         except (aiohttp.ClientConnectionError, TimeoutError) as error:
             refusal = openai_error(
                 503,
@@ -335,14 +346,17 @@ def create_gateway(
     by_name = {backend.name: backend for backend in backends}
     # One shared aiohttp session for every upstream call. Not httpx here: httpcore's pool scans
     # all its connections for every queued request, which cost 6.7 ms of CPU per proxied
-    # request at 64 concurrent streams (benchmarks/gateway_overhead.py).
+    # request at 64 concurrent streams (benchmarks/gateway_overhead.py). Idle connections are
+    # closed here before vLLM would close them (BACKEND_KEEP_ALIVE_S).
     sessions: list[aiohttp.ClientSession] = []
 
     def upstream() -> aiohttp.ClientSession:
         if not sessions:
             sessions.append(
                 aiohttp.ClientSession(
-                    connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60),
+                    connector=aiohttp.TCPConnector(
+                        limit=0, keepalive_timeout=BACKEND_KEEP_ALIVE_S - 15
+                    ),
                     timeout=aiohttp.ClientTimeout(total=config.request_timeout_s, connect=10.0),
                     auto_decompress=False,
                 )

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from server.gateway import GatewayConfig, create_gateway
 from server.profiles import load_profile
 from server.supervisor import Supervisor, preflight
+from server.vllm_process import BACKEND_KEEP_ALIVE_S
 
 __all__ = ["serve"]
 
@@ -57,6 +58,8 @@ def serve(
     try:
         # No access log (request lines can carry secrets; the gateway keeps metrics instead), no
         # Server header, no proxy-header parsing: each saves per-request work on the hot path.
+        # Idle client connections stay open longer than clients keep them (httpx, and so the
+        # OpenAI SDK, drops them after 5 s), so a client never reuses one being closed.
         uvicorn.run(
             app,
             host=host,
@@ -65,6 +68,7 @@ def serve(
             access_log=False,
             proxy_headers=False,
             server_header=False,
+            timeout_keep_alive=BACKEND_KEEP_ALIVE_S,
         )
     finally:
         supervisor.stop()

@@ -25,9 +25,20 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from client.errors import BackendStartError
 
-__all__ = ["VllmBackend", "VllmProcess", "free_port", "tiny_cpu_backends"]
+__all__ = [
+    "BACKEND_KEEP_ALIVE_S",
+    "VllmBackend",
+    "VllmProcess",
+    "free_port",
+    "tiny_cpu_backends",
+]
 
 log = logging.getLogger(__name__)
+
+# How long vLLM's HTTP server keeps an idle connection open (its own default is 5 s). The
+# gateway's pool closes idle upstream connections sooner (server.gateway), so it never sends a
+# request on a connection vLLM is closing at that moment.
+BACKEND_KEEP_ALIVE_S = 75
 
 
 class VllmBackend(BaseModel):
@@ -169,7 +180,11 @@ class VllmProcess:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE if self.echo else (self._log or subprocess.DEVNULL),
             stderr=subprocess.STDOUT,
-            env={**os.environ, **self.backend.env},
+            env={
+                **os.environ,
+                "VLLM_HTTP_TIMEOUT_KEEP_ALIVE": str(BACKEND_KEEP_ALIVE_S),
+                **self.backend.env,
+            },
             start_new_session=True,
         )
         if self.echo:
