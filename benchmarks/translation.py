@@ -10,12 +10,17 @@ Cases:
 1. greedy, batch 32 and batch 1: 25 source tokens, exactly 30 output tokens (code included);
 2. a 5-sentence description into 3 languages: the original scripts' one whole-text call per
    language (3 calls, 150 output tokens each) vs babelcap's one batch of 15 sentences (30 each);
-   and, on the trained tiny NLLB, how many of the 5 sentences each approach actually translates.
+   and, on the trained tiny NLLB, how many of the 5 sentences each approach actually translates;
+3. this CPU's ceiling: the raw int8 vs fp32 matrix-multiply speed (torch's int8 GEMM, oneDNN
+   like CTranslate2's, against its fp32 GEMM, MKL) on the shapes of one decoding step at batch
+   32. An int8 engine that only makes the GEMMs cheaper cannot beat fp32 by more than this,
+   unless the fp32 side wastes time elsewhere.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import shutil
 import statistics
@@ -114,6 +119,34 @@ def _speed_cases(hf_dir: Path, ct2_dir: Path, threads: int, repeat: int) -> list
             "speedup": round(seconds_hf / seconds_ct2, 2),
         })  # fmt: skip
     return rows
+
+
+# (in, out, uses per decoding step) of the decoder's matrix products at d_model 1024, FFN 4096:
+# 12 layers x (self-attention q, k, v, out; cross-attention q, out; FFN in; FFN out), and the
+# output projection onto the 256,206-token vocabulary. Cross-attention keys and values are
+# computed once from the encoder output, not per step.
+_STEP_GEMMS = [(1024, 1024, 12 * 6), (1024, 4096, 12), (4096, 1024, 12), (1024, 256206, 1)]
+
+
+def _gemm_ceiling(threads: int, repeat: int, rows: int = 32) -> dict[str, Any]:
+    """fp32 vs int8 GEMM seconds for one decoding step's matrix products at ``rows`` sentences."""
+    import torch
+
+    torch.set_num_threads(threads)
+    generator = torch.Generator().manual_seed(2)
+    seconds_fp32 = seconds_int8 = 0.0
+    for k, n, uses in _STEP_GEMMS:
+        a, b = torch.randn(rows, k, generator=generator), torch.randn(k, n, generator=generator)
+        a8 = torch.randint(-127, 128, (rows, k), dtype=torch.int8, generator=generator)
+        b8 = torch.randint(-127, 128, (k, n), dtype=torch.int8, generator=generator)
+        seconds_fp32 += uses * _timed(functools.partial(torch.mm, a, b), 5 * repeat)
+        seconds_int8 += uses * _timed(functools.partial(torch._int_mm, a8, b8), 5 * repeat)
+    return {
+        "rows": rows,
+        "fp32_gemm_ms_per_step": round(1000 * seconds_fp32, 1),
+        "int8_gemm_ms_per_step": round(1000 * seconds_int8, 1),
+        "ratio": round(seconds_fp32 / seconds_int8, 2),
+    }
 
 
 def _whole_vs_sentences(ct2_dir: Path, threads: int, repeat: int) -> dict[str, Any]:
@@ -218,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     speed = _speed_cases(hf_dir, ct2_dir, args.threads, args.repeat)
     description = _whole_vs_sentences(ct2_dir, args.threads, args.repeat)
     completeness = _completeness(ARTIFACTS / "nllb-ct2")
+    ceiling = _gemm_ceiling(args.threads, args.repeat)
     print(
         f"{'case':<18}{'HF fp32 s':>11}{'CT2 int8 s':>12}"
         f"{'HF sent/s':>11}{'CT2 sent/s':>12}{'x':>7}"
@@ -226,6 +260,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{row['case']:<18}{row['transformers_fp32_s']:>11.2f}{row['ctranslate2_int8_s']:>12.2f}"
               f"{row['transformers_sentences_per_s']:>11.2f}{row['ctranslate2_sentences_per_s']:>12.2f}"
               f"{row['speedup']:>7.2f}")  # fmt: skip
+    print(f"this CPU's int8:fp32 GEMM ratio on one decoding step's shapes at batch 32: "
+          f"{ceiling['ratio']:.2f}x ({ceiling['fp32_gemm_ms_per_step']:.0f} ms fp32, "
+          f"{ceiling['int8_gemm_ms_per_step']:.0f} ms int8)")  # fmt: skip
     d = description
     print(f"5 sentences x 3 languages: whole text per language "
           f"{d['whole_text_per_language_s']:.2f} s, sentence-batched "
@@ -241,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         args.output, "translation",
         {**vars(args), "source_tokens": SOURCE_TOKENS, "output_tokens": OUTPUT_TOKENS,
          "languages": LANGUAGES, "model": "random weights, NLLB-200-distilled-600M size"},
-        prepare_seconds=round(prepared, 1), engines=speed,
+        prepare_seconds=round(prepared, 1), engines=speed, gemm_ceiling=ceiling,
         five_sentences_three_languages=description, completeness_tiny_model=completeness,
     )  # fmt: skip
     return 0
