@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from client.errors import ConfigurationError
-from client.store import read_records
+from client.store import atomic_path, read_records, write_json
 
 __all__ = ["FORMATS", "export"]
 
@@ -121,33 +121,33 @@ def export(results: Path, fmt: str, output: Path) -> int:
     records = read_records(results)
     # A resumed run may have superseded records: the last one for a path wins.
     records = list({r["path"]: r for r in records if "path" in r and "kind" in r}.values())
-    output.parent.mkdir(parents=True, exist_ok=True)
-    temporary = output.with_name(output.name + ".tmp")
     if fmt == "seed-json":
         summary_file = results.with_name(results.name + ".summary.json")
         summary = json.loads(summary_file.read_text("utf-8")) if summary_file.exists() else None
-        document = _seed_json(records, summary)
-        temporary.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", "utf-8")
-    elif fmt == "csv":
-        rows = [_row(r) for r in records]
-        with temporary.open("w", encoding="utf-8", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=_columns(rows))
+        write_json(output, _seed_json(records, summary))
+        return len(records)
+    rows = [_row(r) for r in records]
+    columns = _columns(rows)
+    if fmt == "csv":
+        with (
+            atomic_path(output) as temporary,
+            temporary.open("w", encoding="utf-8", newline="") as handle,
+        ):
+            writer = csv.DictWriter(handle, fieldnames=columns)
             writer.writeheader()
             for row in rows:
                 writer.writerow(
                     {k: "; ".join(v) if isinstance(v, list) else v for k, v in row.items()}
                 )
-    else:
-        try:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-        except ImportError as error:
-            raise ConfigurationError(
-                "Parquet export needs pyarrow: pip install 'babelcap[export]'"
-            ) from error
-        rows = [_row(r) for r in records]
-        columns = _columns(rows)
-        table = pa.Table.from_pylist([{c: row.get(c) for c in columns} for row in rows])
+        return len(records)
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError as error:
+        raise ConfigurationError(
+            "Parquet export needs pyarrow: pip install 'babelcap[export]'"
+        ) from error
+    table = pa.Table.from_pylist([{c: row.get(c) for c in columns} for row in rows])
+    with atomic_path(output) as temporary:
         pq.write_table(table, temporary)
-    temporary.replace(output)
     return len(records)

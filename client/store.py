@@ -9,17 +9,27 @@ rewrites the file atomically, and reports which assets are done.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from client.errors import ConfigurationError
 
-__all__ = ["Mode", "ResultStore", "content_hash", "read_records", "settings_hash", "write_json"]
+__all__ = [
+    "Mode",
+    "ResultStore",
+    "atomic_path",
+    "content_hash",
+    "read_records",
+    "settings_hash",
+    "write_json",
+]
 
 log = logging.getLogger(__name__)
 
@@ -98,12 +108,8 @@ class ResultStore:
                 handle.writelines(others)
                 handle.flush()
                 os.fsync(handle.fileno())
-        temporary = self.path.with_name(self.path.name + ".tmp")
-        with temporary.open("wb") as handle:
+        with atomic_path(self.path) as temporary, temporary.open("wb") as handle:
             handle.writelines(keep)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, self.path)
         log.info("resume: %d finished assets kept, %d records to redo", self.kept, self.replaced)
 
     def is_done(self, path: Path, content: str) -> bool:
@@ -128,13 +134,28 @@ class ResultStore:
             self._fd = None
 
 
-def write_json(path: Path, data: Any) -> Path:
-    """``data`` as indented UTF-8 JSON, written to a temporary name and renamed: a crash never
-    leaves a half-written file."""
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary name next to ``path`` to write to. When the block ends normally the file is
+    flushed to disk and renamed over ``path``; when it raises, the temporary file is removed.
+    Readers see the old file or the whole new one, never a part of it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", "utf-8")
-    temporary.replace(path)
+    try:
+        yield temporary
+        with temporary.open("rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, data: Any) -> Path:
+    """``data`` as indented UTF-8 JSON, written atomically (:func:`atomic_path`)."""
+    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    with atomic_path(path) as temporary:
+        temporary.write_text(text, "utf-8")
     return path
 
 

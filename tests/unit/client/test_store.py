@@ -7,7 +7,7 @@ import json
 import pytest
 
 from client.errors import ConfigurationError
-from client.store import ResultStore, content_hash, read_records
+from client.store import ResultStore, atomic_path, content_hash, read_records, write_json
 
 
 def _record(path, status="ok", settings="s1", content="c1"):
@@ -70,3 +70,14 @@ def test_content_hash_follows_bytes_not_names(tmp_path):
     (tmp_path / "c").write_bytes(b"y" * 100)
     assert content_hash(tmp_path / "a") == content_hash(tmp_path / "b")
     assert content_hash(tmp_path / "a") != content_hash(tmp_path / "c")
+
+
+def test_a_failed_atomic_write_keeps_the_old_file_whole(tmp_path):
+    target = write_json(tmp_path / "summary.json", {"assets": 3})
+    with pytest.raises(TypeError):
+        write_json(target, {"assets": object()})  # not JSON: fails before the rename
+    with pytest.raises(RuntimeError), atomic_path(target) as temporary:
+        temporary.write_text('{"assets": 1', "utf-8")
+        raise RuntimeError("crash mid-write")
+    assert json.loads(target.read_text("utf-8")) == {"assets": 3}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["summary.json"]
