@@ -7,10 +7,8 @@ import os
 from collections.abc import Coroutine
 from typing import Any
 
-import httpx
-
-from client.errors import RequestFailedError, ServerUnavailableError
-from client.requests import ServerPool
+from client.errors import ServerUnavailableError
+from client.requests import RetryPolicy, ServerPool
 
 __all__ = ["TranslationBatcher", "translate_remote"]
 
@@ -25,31 +23,29 @@ def translate_remote(
     api_key: str | None = None,
     timeout: float = 300.0,
 ) -> dict[str, list[str]]:
-    """Translate ``texts`` on the server at ``server``; returns {target code: outputs}."""
-    base = server.rstrip("/").removesuffix("/v1")
+    """Translate ``texts`` on the server at ``server``; returns {target code: outputs}.
+
+    One :class:`ServerPool` request, so the CLI gets the caption client's retries (429, 5xx)
+    and error messages; a server that does not answer for 5 s is reported at once."""
     key = api_key or os.environ.get("BABELCAP_API_KEY")
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
-    body = {"text": texts, "source_language": source, "target_languages": targets}
-    try:
-        response = httpx.post(
-            f"{base}/v1/translations", json=body, headers=headers, timeout=timeout
-        )
-    except httpx.TransportError as error:
-        raise ServerUnavailableError(
-            f"no babelcap server answered at {base} ({error}); start one or pass --server URL, "
-            "or translate locally with --model DIR"
-        ) from error
-    if response.status_code != 200:
+    policy = RetryPolicy(max_retries=3, unavailable_timeout_s=5.0)
+
+    async def run() -> dict[str, list[str]]:
+        pool = ServerPool([server], api_key=key, concurrency=1, request_timeout_s=timeout,
+                          policy=policy)  # fmt: skip
         try:
-            message = response.json()["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = response.text[:500]
-        raise RequestFailedError(
-            f"{base} answered {response.status_code}: {message}",
-            status_code=response.status_code,
-            body=response.text,
-        )
-    return {t["target_language"]: t["texts"] for t in response.json()["translations"]}
+            return await pool.translate(texts, targets, source)
+        finally:
+            await pool.aclose()
+
+    try:
+        return asyncio.run(run())
+    except ServerUnavailableError as error:
+        base = server.rstrip("/").removesuffix("/v1")
+        raise ServerUnavailableError(
+            f"no babelcap server answered at {base} ({error.__cause__ or error}); start one or "
+            "pass --server URL, or translate locally with --model DIR"
+        ) from error
 
 
 class TranslationBatcher:

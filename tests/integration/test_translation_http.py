@@ -114,3 +114,14 @@ def test_cli_translates_through_the_server(server):
     assert result.stdout.strip() == (
         '{"fra_Latn": "' + ROW["fra_Latn"] + '", "spa_Latn": "' + ROW["spa_Latn"] + '"}'
     )
+
+
+def test_cli_reports_a_bad_code_with_the_servers_suggestions(server):
+    result = subprocess.run(
+        [sys.executable, "-m", "client.cli", "translate", "Hello.", "--to", "fra_Latm",
+         "--server", server],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "answered 400" in result.stderr and "fra_Latn" in result.stderr
+    assert "Traceback" not in result.stderr
