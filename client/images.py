@@ -11,6 +11,7 @@ uses (Llama 3.2 Vision: 560 px tiles, at most 4), so 12 MP never crosses the wir
 from __future__ import annotations
 
 import io
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,9 +87,16 @@ def prepare_image(
     quality: int = 90,
 ) -> PreparedImage:
     """Decode ``path`` and return it as a JPEG of the size the image model uses."""
-    Image.MAX_IMAGE_PIXELS = None  # our own check below, from the header, replaces Pillow's
     try:
-        image: Image.Image = Image.open(path)
+        with warnings.catch_warnings():
+            # Pillow warns above its limit and refuses above twice it; the header check below
+            # is the one that decides, and it names --max-pixels.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image: Image.Image = Image.open(path)
+    except Image.DecompressionBombError as error:
+        raise MediaDecodeError(
+            f"{path}: {error}; raise --max-pixels if the image is genuine"
+        ) from error
     except UnidentifiedImageError as error:
         raise MediaDecodeError(
             f"{path}: not an image Pillow can read (for HEIC install pillow-heif)"

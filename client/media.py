@@ -52,8 +52,13 @@ def prepare(kind: str, path: Path, options: MediaOptions) -> Prepared:
     """Decode one asset (in a worker process) into the message part the model takes."""
     size = path.stat().st_size
     if kind == "image":
+        from PIL import Image
+
         from client.images import prepare_image
 
+        # This is a decoding worker, not the user's process: Pillow's own refusal (at twice
+        # its limit) follows --max-pixels here, so a raised cap is honoured.
+        Image.MAX_IMAGE_PIXELS = options.max_pixels
         image = prepare_image(
             path,
             tile_size=options.tile_size,

@@ -120,3 +120,12 @@ def test_truncated_and_non_images_fail_clearly(tmp_path):
     text.write_text("hello", encoding="utf-8")
     with pytest.raises(MediaDecodeError, match="not an image Pillow can read"):
         prepare_image(text)
+
+
+def test_pillows_own_bomb_refusal_is_a_clear_error_and_its_limit_is_left_alone(tmp_path):
+    limit = Image.MAX_IMAGE_PIXELS
+    path = tmp_path / "huge.png"
+    Image.new("1", (20000, 10000)).save(path)  # 200 MP: over twice Pillow's default limit
+    with pytest.raises(MediaDecodeError, match=r"huge\.png: .*raise --max-pixels"):
+        prepare_image(path, max_pixels=300_000_000)
+    assert limit == Image.MAX_IMAGE_PIXELS
