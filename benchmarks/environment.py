@@ -33,17 +33,27 @@ def _memory_gib() -> float | None:
         return None
 
 
-def _gpu() -> str | None:
+def nvidia_smi(fields: str, *, units: bool = True) -> str | None:
+    """``nvidia-smi --query-gpu=FIELDS`` as header-less CSV, one line per GPU; None where there
+    is no nvidia-smi."""
     import shutil
     import subprocess
 
     if shutil.which("nvidia-smi") is None:
         return None
+    csv = "csv,noheader" if units else "csv,noheader,nounits"
     query = subprocess.run(
-        ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
+        ["nvidia-smi", f"--query-gpu={fields}", f"--format={csv}"],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
-    return "; ".join(query.stdout.split("\n")).strip("; ") or None
+    return query.stdout
+
+
+def _gpu() -> str | None:
+    listing = nvidia_smi("name,memory.total")
+    if listing is None:
+        return None
+    return "; ".join(listing.split("\n")).strip("; ") or None
 
 
 def peak_rss_mib(pid: int | str = "self") -> float:

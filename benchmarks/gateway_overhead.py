@@ -111,6 +111,11 @@ async def _sustained(base: str, concurrency: int, requests: int) -> dict[str, An
     }
 
 
+def _order(paths: dict[str, str], number: int) -> list[str]:
+    """The path names in turn ``number``: A B, then B A, and so on."""
+    return list(paths) if number % 2 == 0 else list(paths)[::-1]
+
+
 async def _interleaved(paths: dict[str, str], count: int) -> dict[str, list[float]]:
     """``count`` single requests on each path, one at a time, alternating between the paths
     (A B, B A, ...), so each pair of requests meets the same state of the machine."""
@@ -120,7 +125,7 @@ async def _interleaved(paths: dict[str, str], count: int) -> dict[str, list[floa
         for base in paths.values():
             await _one(client, base, body)
         for number in range(count):
-            order = list(paths) if number % 2 == 0 else list(paths)[::-1]
+            order = _order(paths, number)
             for name in order:
                 latencies[name].append((await _one(client, paths[name], body))[0])
     return latencies
@@ -168,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         for base in paths.values():  # warm-up, both paths
             asyncio.run(_sustained(base, 8, 16))
         for number in range(args.rounds):
-            order = list(paths) if number % 2 == 0 else list(paths)[::-1]
+            order = _order(paths, number)
             cpu_before = _cpu_seconds(gateway.pid)
             measured = {
                 name: asyncio.run(_sustained(paths[name], args.concurrency, args.requests))

@@ -16,7 +16,6 @@ import contextlib
 import io
 import json
 import shutil
-import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from typing import Any
 
 import httpx
 
+from benchmarks.environment import nvidia_smi
 from benchmarks.metrics import LevelMetrics, RequestSample, prometheus_values
 from client.config import CaptionSettings
 from client.requests import Completion
@@ -115,14 +115,9 @@ _GAUGES = ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc", "vllm:num_re
 
 
 def _gpu_memory_mib() -> float | None:
-    if shutil.which("nvidia-smi") is None:
-        return None
-    query = subprocess.run(
-        ["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits"],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+    used = nvidia_smi("memory.used", units=False)
     try:
-        return sum(float(v) for v in query.stdout.split())
+        return sum(float(v) for v in used.split()) if used is not None else None
     except ValueError:
         return None
 

@@ -116,11 +116,7 @@ def plots(result: dict[str, Any], folder: Path) -> list[Path]:
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
     figure.suptitle("babelcap bench: throughput vs concurrency")
-    figure.tight_layout()
-    path = folder / "throughput.png"
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    written.append(path)
+    written.append(_save(figure, folder / "throughput.png"))
 
     figure, axis = plt.subplots(figsize=(7, 4.5))
     for profile in result["profiles"]:
@@ -136,9 +132,14 @@ def plots(result: dict[str, Any], folder: Path) -> list[Path]:
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
     axis.set_title("babelcap bench: request latency CDF")
+    written.append(_save(figure, folder / "latency_cdf.png"))
+    return written
+
+
+def _save(figure: Any, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
     figure.tight_layout()
-    path = folder / "latency_cdf.png"
     figure.savefig(path, dpi=110)
     plt.close(figure)
-    written.append(path)
-    return written
+    return path
