@@ -17,7 +17,7 @@ lint: stack
 	$(VENV)/bin/ruff format --check .
 
 typecheck: stack
-	$(VENV)/bin/mypy client server converters prompts benchmarks
+	$(VENV)/bin/mypy babelcap
 
 test: lint typecheck  ## lint, type-check and run every test, the real-vLLM ones included
 	$(PY) -m pytest

@@ -19,8 +19,8 @@ from typing import Annotated, Any
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from benchmarks.environment import environment
-from benchmarks.load import (
+from babelcap.benchmarks.environment import environment
+from babelcap.benchmarks.load import (
     Workload,
     parse_size,
     redact,
@@ -28,10 +28,10 @@ from benchmarks.load import (
     sequential_level,
     synthetic_media,
 )
-from benchmarks.report import markdown, plots, table
-from client.config import split_list
-from client.errors import ConfigurationError
-from client.store import write_json
+from babelcap.benchmarks.report import markdown, plots, table
+from babelcap.client.store import write_json
+from babelcap.core.errors import ConfigurationError
+from babelcap.core.settings import split_list
 
 __all__ = ["BenchSettings", "run_bench"]
 
@@ -108,7 +108,7 @@ def _target(settings: BenchSettings, profile: str | None, logs: Path) -> Iterato
     if profile is None and settings.server:
         yield settings.server.rstrip("/").removesuffix("/v1")
         return
-    from client.local_server import local_server
+    from babelcap.server.launch import local_server
 
     key = settings.api_key.get_secret_value() if settings.api_key else None
     with local_server(logs, profile=profile or settings.profile,
@@ -144,15 +144,15 @@ def _token_check(metrics: Any, server: dict[str, Any]) -> dict[str, Any]:
 
 
 def _measure(settings: BenchSettings, base: str, name: str, folder: Path) -> dict[str, Any]:
-    from client.config import CaptionSettings
-    from client.runner import caption
+    from babelcap.client.config import CaptionSettings
+    from babelcap.client.runner import caption
 
     workload = settings.workload()
     key = settings.api_key.get_secret_value() if settings.api_key else None
     scratch = settings.output_dir / "scratch" / name
     scratch.mkdir(parents=True, exist_ok=True)
     if workload.warmup:
-        from client.runner import Hooks
+        from babelcap.client.runner import Hooks
 
         warm = CaptionSettings(server=[base], api_key=key, tasks=list(workload.tasks),
                                languages=list(workload.languages), output=scratch / "warmup.jsonl",

@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.environment import peak_rss_mib, save_report
+from babelcap.benchmarks.environment import peak_rss_mib, save_report
 
 
 def make_images(folder: Path, count: int) -> Path:
@@ -45,7 +45,7 @@ def _children(pid: int) -> list[int]:
 
 
 def _run(base: str, folder: Path, output: Path) -> dict[str, float]:
-    command = [sys.executable, "-m", "client.cli", "caption", str(folder), "--server", base,
+    command = [sys.executable, "-m", "babelcap", "caption", str(folder), "--server", base,
                "--tasks", "description", "--languages", "", "--output", str(output),
                "--overwrite", "--quiet", "--concurrency", "32"]  # fmt: skip
     started = time.perf_counter()
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.server:
         measure(args.server.rstrip("/"))
     else:
-        from client.local_server import local_server
+        from babelcap.server.launch import local_server
 
         with local_server(Path("out/bench-logs")) as served:
             measure(served.base)

@@ -27,8 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.environment import save_report
-from benchmarks.load import original_loop, parse_size
+from babelcap.benchmarks.environment import save_report
+from babelcap.benchmarks.load import original_loop, parse_size
 
 COLOURS = ["red", "green", "blue", "yellow", "orange", "purple", "white", "black"]
 
@@ -39,8 +39,8 @@ def make_media(
 ) -> list[Path]:  # fmt: skip
     """Distinct textured images (JPEG, quality 90) and clips (H.264, 24 fps, 2 s GOP) whose
     dominant colours the tiny models name; cached in ``folder``."""
-    from client.synthetic import write_image, write_video
-    from converters.tiny.common import COLOURS as RGB
+    from babelcap.benchmarks.synthetic import write_image, write_video
+    from babelcap.core.artifacts import STAND_IN_COLOURS as RGB
 
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -68,8 +68,8 @@ def babelcap_run(
     out: Path,
 ) -> dict[str, Any]:
     """``babelcap caption`` over exactly ``paths`` (the original loop's assets), in-process."""
-    from client.config import CaptionSettings
-    from client.runner import caption
+    from babelcap.client.config import CaptionSettings
+    from babelcap.client.runner import caption
 
     settings = CaptionSettings(
         server=[base], tasks=tasks, languages=languages, output=out, overwrite=True,
@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.server:
         figures = _bench(args.server.rstrip("/"), args)
     else:
-        from client.local_server import local_server
+        from babelcap.server.launch import local_server
 
         with local_server(Path("out/bench-logs")) as served:
             figures = _bench(served.base, args)

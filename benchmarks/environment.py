@@ -91,7 +91,7 @@ def environment() -> dict[str, Any]:
 def save_report(output: str | Path, benchmark: str, config: dict[str, Any], **figures: Any) -> Path:
     """The environment, the benchmark's name, its configuration and its figures as one JSON
     file (written atomically); prints where it went."""
-    from client.store import write_json
+    from babelcap.client.store import write_json
 
     report = {**environment(), "benchmark": benchmark, "config": config, **figures}
     path = write_json(Path(output), report)

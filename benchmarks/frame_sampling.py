@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.environment import peak_rss_mib, save_report
+from babelcap.benchmarks.environment import peak_rss_mib, save_report
 
 CLIP = Path("out/bench-media/clip-1080p-90s.mp4")
 
@@ -32,7 +32,7 @@ def make_clip(path: Path = CLIP) -> Path:
     """The 90 s 1080p clip (built once, about a minute, then cached)."""
     if path.exists():
         return path
-    from client.synthetic import write_video
+    from babelcap.benchmarks.synthetic import write_video
 
     path.parent.mkdir(parents=True, exist_ok=True)
     colours = [(200, 60, 60), (60, 200, 60), (60, 60, 200), (200, 200, 60), (60, 200, 200)] * 6
@@ -48,11 +48,11 @@ def _child(method: str, path: Path, count: int) -> None:
 
     started = time.perf_counter()
     if method == "original":
-        from benchmarks.baseline import decode_everything
+        from babelcap.benchmarks.baseline import decode_everything
 
         got = len(decode_everything(path, count))
     else:
-        from client.frames import sample_frames
+        from babelcap.client.frames import sample_frames
 
         got = len(sample_frames(path, count).frames)
     usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -68,7 +68,7 @@ def _measure(method: str, path: Path, count: int) -> dict[str, float]:
         capture_output=True, text=True, check=True,
     )  # the import cost, subtracted  # fmt: skip
     run = subprocess.run(
-        [sys.executable, "-m", "benchmarks.frame_sampling", "--child", method, str(path),
+        [sys.executable, "-m", "babelcap.benchmarks.frame_sampling", "--child", method, str(path),
          str(count)],
         capture_output=True, text=True, check=True,
     )  # fmt: skip

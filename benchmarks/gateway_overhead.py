@@ -29,14 +29,14 @@ from typing import Any
 
 import httpx
 
-from benchmarks.environment import save_report
+from babelcap.benchmarks.environment import save_report
 
 _BACKENDS_ENV = "BABELCAP_BENCH_BACKENDS"
 
 
 def app_from_env() -> Any:
     """uvicorn factory: a gateway over the backends named in $BABELCAP_BENCH_BACKENDS."""
-    from server.gateway import Backend, GatewayConfig, create_gateway
+    from babelcap.server.gateway import Backend, GatewayConfig, create_gateway
 
     backends = []
     for name, url in json.loads(os.environ[_BACKENDS_ENV]).items():
@@ -143,9 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", default="out/bench-gateway.json")
     args = parser.parse_args(argv)
 
-    from server.profiles import load_profile
-    from server.supervisor import Supervisor
-    from server.vllm_process import BACKEND_KEEP_ALIVE_S, free_port
+    from babelcap.server.profiles import load_profile
+    from babelcap.server.supervisor import Supervisor
+    from babelcap.server.vllm_process import BACKEND_KEEP_ALIVE_S, free_port
 
     profile = load_profile("tiny-cpu")
     profile.models = [m for m in profile.models if m.role == "image"]
@@ -154,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     port = free_port()
     urls = json.dumps({b.name: b.base_url for b in supervisor.backends})
     gateway = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "benchmarks.gateway_overhead:app_from_env",
+        [sys.executable, "-m", "uvicorn", "--factory",
+         "babelcap.benchmarks.gateway_overhead:app_from_env",
          "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
          "--no-access-log", "--no-proxy-headers", "--no-server-header",
          "--timeout-keep-alive", str(BACKEND_KEEP_ALIVE_S)],

@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.environment import peak_rss_mib, save_report
+from babelcap.benchmarks.environment import peak_rss_mib, save_report
 
 PHOTO = Path("out/bench-media/photo-12mp.jpg")
 SIZES = {"llama-3.2-vision (560 px tiles x4)": (560, 4), "336 px model": (336, 1)}
@@ -51,7 +51,7 @@ def make_photo(path: Path = PHOTO) -> Path:
 def _naive(path: Path, tile: int, tiles: int) -> bytes:
     from PIL import Image
 
-    from client.images import target_size
+    from babelcap.client.images import target_size
 
     image = Image.open(path).convert("RGB")
     image = image.resize(target_size(*image.size, tile, tiles))
@@ -61,7 +61,7 @@ def _naive(path: Path, tile: int, tiles: int) -> bytes:
 
 
 def _babelcap(path: Path, tile: int, tiles: int) -> bytes:
-    from client.images import prepare_image
+    from babelcap.client.images import prepare_image
 
     return prepare_image(path, tile_size=tile, max_tiles=tiles, quality=90).jpeg
 
@@ -72,7 +72,7 @@ METHODS = {"naive": _naive, "babelcap": _babelcap}
 def _child(method: str, path: Path, tile: int, tiles: int, repeats: int) -> None:
     from PIL import Image
 
-    import client.images  # noqa: F401  (imported before the baseline, as the naive path uses it)
+    import babelcap.client.images  # noqa: F401  (imported before the baseline, as the naive path uses it)
 
     function = METHODS[method]
     before = peak_rss_mib()
@@ -106,8 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         results[label] = {}
         for method in METHODS:
             run = subprocess.run(
-                [sys.executable, "-m", "benchmarks.image_prep", "--child", method, str(photo),
-                 str(tile), str(tiles), str(args.repeats)],
+                [sys.executable, "-m", "babelcap.benchmarks.image_prep", "--child", method,
+                 str(photo), str(tile), str(tiles), str(args.repeats)],
                 capture_output=True, text=True, check=True,
             )  # fmt: skip
             figures = json.loads(run.stdout.strip().splitlines()[-1])

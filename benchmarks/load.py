@@ -24,11 +24,11 @@ from typing import Any
 
 import httpx
 
-from benchmarks.environment import nvidia_smi
-from benchmarks.metrics import LevelMetrics, RequestSample, prometheus_values
-from client.config import CaptionSettings
-from client.requests import Completion
-from client.runner import Hooks, caption
+from babelcap.benchmarks.environment import nvidia_smi
+from babelcap.benchmarks.metrics import LevelMetrics, RequestSample, prometheus_values
+from babelcap.client.config import CaptionSettings
+from babelcap.client.requests import Completion
+from babelcap.client.runner import Hooks, caption
 
 __all__ = [
     "Workload", "original_loop", "parse_size", "redact", "run_level", "sequential_level",
@@ -70,8 +70,8 @@ def parse_size(text: str) -> tuple[int, int]:
 def synthetic_media(workload: Workload, root: Path) -> Path:
     """Seeded images and videos (colour segments the tiny models can name), cached by their
     parameters under ``root``."""
-    from client.synthetic import write_image, write_video
-    from converters.tiny.common import COLOURS
+    from babelcap.benchmarks.synthetic import write_image, write_video
+    from babelcap.core.artifacts import STAND_IN_COLOURS as COLOURS
 
     key = (f"i{workload.images}-{workload.image_size[0]}x{workload.image_size[1]}-"
            f"v{workload.videos}-{workload.video_size[0]}x{workload.video_size[1]}-"
@@ -229,7 +229,7 @@ def _naive_image(path: Path) -> str:
 
 
 def _naive_video(path: Path, count: int) -> str:
-    from benchmarks.baseline import decode_everything
+    from babelcap.benchmarks.baseline import decode_everything
 
     frames = []
     for image in decode_everything(path, count):
@@ -246,7 +246,7 @@ def original_loop(
     """The original article's loop: one asset, one request, one language at a time; images
     decoded whole, videos decoded frame by frame up to the last sampled one; each task's text
     translated whole, one language per request. Returns wall time, assets and output tokens."""
-    from prompts import load_prompts
+    from babelcap.prompts import load_prompts
 
     prompts = load_prompts()
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}

@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from client.requests import Completion
+from babelcap.client.requests import Completion
 
 __all__ = ["Distribution", "LevelMetrics", "RequestSample", "distribution", "prometheus_values"]
 

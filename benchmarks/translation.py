@@ -30,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks.environment import save_report
+from babelcap.benchmarks.environment import save_report
 
 SOURCE_TOKENS, OUTPUT_TOKENS = 25, 30
 LANGUAGES = ["fra_Latn", "spa_Latn", "hin_Deva"]
@@ -194,8 +194,8 @@ def _completeness(tiny_ct2: Path) -> dict[str, Any]:
     import ctranslate2
     import sentencepiece
 
-    from converters.tiny.nllb import template_sentences
-    from server.translation import TranslationEngine, TranslationSettings
+    from babelcap.converters.tiny.nllb import template_sentences
+    from babelcap.server.translation import TranslationEngine, TranslationSettings
 
     rows = [r for r in template_sentences() if r["eng_Latn"].startswith("A ")][::37][:5]
     text = " ".join(r["eng_Latn"] for r in rows)
@@ -238,8 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", default="out/bench-translation.json", help="JSON report")
     args = parser.parse_args(argv)
 
-    from converters.ct2 import convert_transformers
-    from converters.tiny.common import ARTIFACTS
+    from babelcap.converters.ct2 import convert_transformers
+    from babelcap.core.artifacts import STAND_INS as ARTIFACTS
 
     cache = Path(args.cache)
     hf_dir, ct2_dir = cache / "nllb-600m-random", cache / "nllb-600m-random-ct2-int8"

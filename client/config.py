@@ -3,25 +3,17 @@ and every field can also be set as a ``BABELCAP_<NAME>`` environment variable.""
 
 from __future__ import annotations
 
-import argparse
 import os
-import types
-import typing
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from client.errors import ConfigurationError
+from babelcap.core import defaults
+from babelcap.core.settings import REPEATABLE, split_list
 
-__all__ = ["CaptionSettings", "add_arguments", "settings_from_args", "split_list"]
-
-
-def split_list(value: Any) -> Any:
-    if isinstance(value, str):
-        return [item.strip() for item in value.split(",") if item.strip()]
-    return value
+__all__ = ["CaptionSettings"]
 
 
 class CaptionSettings(BaseSettings):
@@ -30,8 +22,9 @@ class CaptionSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BABELCAP_", extra="forbid")
 
     server: Annotated[list[str], NoDecode] = Field(
-        ["http://127.0.0.1:8000"],
+        [defaults.SERVER_URL],
         description="babelcap (or vLLM) server base URL; repeat to balance across several",
+        json_schema_extra=REPEATABLE,
     )
     api_key: SecretStr | None = Field(None, description="server API key")
     tasks: Annotated[list[str], NoDecode] = Field(
@@ -47,7 +40,9 @@ class CaptionSettings(BaseSettings):
         ["description"], description="comma-separated tasks whose text is translated"
     )
     prompts: Annotated[list[Path], NoDecode] = Field(
-        [], description="extra prompt files or folders (*.toml); a task there can be named"
+        [],
+        description="extra prompt files or folders (*.toml); a task there can be named",
+        json_schema_extra=REPEATABLE,
     )
     output: Path = Field(Path("results.jsonl"), description="JSONL results file")
     resume: bool = Field(
@@ -72,10 +67,16 @@ class CaptionSettings(BaseSettings):
     )
     decode_timeout_s: float = Field(120.0, gt=0, description="hard limit to decode one asset")
     max_pixels: int = Field(
-        90_000_000, gt=0, description="refuse images with more pixels (decompression bombs)"
+        defaults.MAX_PIXELS,
+        gt=0,
+        description="refuse images with more pixels (decompression bombs)",
     )
-    jpeg_quality: int = Field(90, ge=30, le=100, description="quality of JPEGs sent to the model")
-    request_timeout_s: float = Field(600.0, gt=0, description="limit for one request")
+    jpeg_quality: int = Field(
+        defaults.JPEG_QUALITY, ge=30, le=100, description="quality of JPEGs sent to the model"
+    )
+    request_timeout_s: float = Field(
+        defaults.REQUEST_TIMEOUT_S, gt=0, description="limit for one request"
+    )
     max_retries: int = Field(6, ge=0, description="retries of 408/409/429/500 and timeouts")
     unavailable_timeout_s: float = Field(
         300.0, gt=0, description="stop the run when no server has answered for this long"
@@ -104,69 +105,3 @@ class CaptionSettings(BaseSettings):
                 "jpeg_quality",
             }
         )
-
-
-def _scalar(annotation: Any) -> Any:
-    """The element type of ``X | None`` and ``list[X]``."""
-    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
-        annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
-    return annotation
-
-
-#: Flags that may be repeated (each may also hold a comma-separated list).
-_REPEATED = {"server", "prompts"}
-
-SettingsT = TypeVar("SettingsT", bound=BaseSettings)
-
-
-def add_arguments(
-    parser: argparse.ArgumentParser,
-    model: type[BaseSettings] = CaptionSettings,
-    skip: frozenset[str] = frozenset(),
-) -> None:
-    """One ``--flag`` per field of ``model``, help from its description; unset flags stay None
-    so environment variables and defaults apply."""
-    for name, field in model.model_fields.items():
-        if name in skip:
-            continue
-        flag = "--" + name.replace("_", "-")
-        default = field.default
-        shown = ",".join(map(str, default)) if isinstance(default, list | tuple) else default
-        if name == "api_key":
-            shown = f"${model.model_config.get('env_prefix', '')}API_KEY, else none"
-        help_text = field.description or ""
-        if shown not in (None, "", False):
-            help_text += f" (default: {shown})"
-        annotation = _scalar(field.annotation)
-        if typing.get_origin(annotation) is Annotated:
-            annotation = typing.get_args(annotation)[0]
-        if annotation is bool:
-            parser.add_argument(flag, action="store_true", default=None, help=field.description)
-        elif name in _REPEATED and typing.get_origin(annotation) is list:
-            parser.add_argument(flag, action="append", default=None, help=help_text)
-        elif typing.get_origin(annotation) is list:
-            parser.add_argument(flag, default=None, metavar="A,B", help=help_text)
-        else:
-            kind = annotation if annotation in (int, float) else str
-            parser.add_argument(flag, type=kind, default=None, help=help_text)
-
-
-def settings_from_args(args: argparse.Namespace, model: type[SettingsT]) -> SettingsT:
-    """Settings from parsed flags; flags win over ``BABELCAP_*`` variables, which win over
-    defaults."""
-    given = {
-        name: getattr(args, name)
-        for name in model.model_fields
-        if getattr(args, name, None) is not None
-    }
-    for name in _REPEATED & given.keys():
-        if isinstance(given[name], list):
-            given[name] = [item for value in given[name] for item in split_list(value)]
-    try:
-        return model(**given)
-    except ValidationError as error:
-        problems = "; ".join(
-            f"--{'.'.join(str(p) for p in e['loc']).replace('_', '-')}: {e['msg']}"
-            for e in error.errors()
-        )
-        raise ConfigurationError(f"invalid settings: {problems}") from error

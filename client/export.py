@@ -16,8 +16,8 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from client.errors import ConfigurationError
-from client.store import atomic_path, read_records, write_json
+from babelcap.client.store import atomic_path, read_records, write_json
+from babelcap.core.errors import ConfigurationError
 
 __all__ = ["FORMATS", "export"]
 

@@ -27,7 +27,7 @@ from typing import Any
 import av
 from PIL import Image
 
-from client.errors import MediaDecodeError
+from babelcap.core.errors import MediaDecodeError
 
 __all__ = ["PreparedVideo", "sample_frames"]
 

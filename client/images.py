@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from client.errors import MediaDecodeError
+from babelcap.core.errors import MediaDecodeError
 
 __all__ = ["PreparedImage", "prepare_image", "target_size", "to_rgb"]
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import pebble
 
-from client.errors import MediaDecodeError
+from babelcap.core.errors import MediaDecodeError
 
 __all__ = ["MediaOptions", "MediaPool", "Prepared", "prepare"]
 
@@ -54,7 +54,7 @@ def prepare(kind: str, path: Path, options: MediaOptions) -> Prepared:
     if kind == "image":
         from PIL import Image
 
-        from client.images import prepare_image
+        from babelcap.client.images import prepare_image
 
         # This is a decoding worker, not the user's process: Pillow's own refusal (at twice
         # its limit) follows --max-pixels here, so a raised cap is honoured.
@@ -68,7 +68,7 @@ def prepare(kind: str, path: Path, options: MediaOptions) -> Prepared:
         )
         part = {"type": "image_url", "image_url": {"url": _data_url("image/jpeg", [image.jpeg])}}
         return Prepared(part, {"size": size, **image.meta})
-    from client.frames import sample_frames
+    from babelcap.client.frames import sample_frames
 
     video = sample_frames(
         path, options.frames, short_side=options.frame_size, quality=options.quality
@@ -85,7 +85,9 @@ class MediaPool:
         context = multiprocessing.get_context("forkserver")
         # The fork server imports the decoders once; each worker (and each replacement of a
         # killed one) is then a cheap fork of it.
-        context.set_forkserver_preload(["client.images", "client.frames", "client.media"])
+        context.set_forkserver_preload(
+            ["babelcap.client.images", "babelcap.client.frames", "babelcap.client.media"]
+        )
         self._pool = pebble.ProcessPool(max_workers=workers, context=context)
 
     async def prepare(self, kind: str, path: Path, options: MediaOptions) -> Prepared:

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from client.config import CaptionSettings
-from client.errors import ConfigurationError
-from client.media import MediaOptions
-from client.requests import ServerPool
-from prompts import TaskPrompt, load_prompts
+from babelcap.client.config import CaptionSettings
+from babelcap.client.media import MediaOptions
+from babelcap.client.requests import ServerPool
+from babelcap.core.errors import ConfigurationError
+from babelcap.prompts import TaskPrompt, load_prompts
 
 __all__ = ["Models", "choose_models", "select_tasks"]
 

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from client.errors import RequestFailedError, ServerUnavailableError
+from babelcap.core.errors import RequestFailedError, ServerUnavailableError
 
 __all__ = ["Completion", "RetryPolicy", "ServerPool", "retry_delay"]
 

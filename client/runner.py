@@ -19,9 +19,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from client.config import CaptionSettings
-from client.discover import Found, Walk, read_file_list
-from client.errors import (
+from babelcap.client.config import CaptionSettings
+from babelcap.client.discover import Found, Walk, read_file_list
+from babelcap.client.media import MediaPool
+from babelcap.client.plan import Models, choose_models, select_tasks
+from babelcap.client.progress import Progress, RunStats
+from babelcap.client.requests import Completion, RetryPolicy, ServerPool
+from babelcap.client.store import Mode, ResultStore, content_hash, settings_hash, write_json
+from babelcap.client.tags import parse_tags
+from babelcap.client.translate import TranslationBatcher
+from babelcap.core.errors import (
     BabelcapError,
     ConfigurationError,
     MediaDecodeError,
@@ -29,14 +36,7 @@ from client.errors import (
     ServerUnavailableError,
     TranslationError,
 )
-from client.media import MediaPool
-from client.plan import Models, choose_models, select_tasks
-from client.progress import Progress, RunStats
-from client.requests import Completion, RetryPolicy, ServerPool
-from client.store import Mode, ResultStore, content_hash, settings_hash, write_json
-from client.tags import parse_tags
-from client.translate import TranslationBatcher
-from prompts import TaskPrompt
+from babelcap.prompts import TaskPrompt
 
 __all__ = ["Hooks", "caption", "write_summary"]
 

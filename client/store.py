@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from client.errors import ConfigurationError
+from babelcap.core.errors import ConfigurationError
 
 __all__ = [
     "Mode",

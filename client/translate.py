@@ -7,8 +7,8 @@ import os
 from collections.abc import Coroutine
 from typing import Any
 
-from client.errors import ServerUnavailableError
-from client.requests import RetryPolicy, ServerPool
+from babelcap.client.requests import RetryPolicy, ServerPool
+from babelcap.core.errors import ServerUnavailableError
 
 __all__ = ["TranslationBatcher", "translate_remote"]
 

@@ -14,8 +14,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from client.errors import ConfigurationError
-from converters.ct2 import QUANTIZATIONS, convert_transformers
+from babelcap.converters.ct2 import QUANTIZATIONS, convert_transformers
+from babelcap.core.errors import ConfigurationError
 
 __all__ = ["MANIFEST", "convert_nllb"]
 
@@ -110,7 +110,7 @@ def _prove(output: Path) -> dict[str, str]:
     """Translate one sentence with the converted model; raise if it cannot."""
     import asyncio
 
-    from server.translation import TranslationEngine, TranslationSettings
+    from babelcap.server.translation import TranslationEngine, TranslationSettings
 
     async def run() -> str:
         engine = TranslationEngine(TranslationSettings(model=output))

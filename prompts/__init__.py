@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from client.errors import ConfigurationError
+from babelcap.core.errors import ConfigurationError
 
 __all__ = ["BUILTIN", "VARIABLES", "PromptVariant", "TaskPrompt", "load_prompts"]
 

@@ -31,10 +31,10 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server.http_errors import openai_error
-from server.translation.api import install_error_handlers
-from server.translation.api import router as translation_router
-from server.vllm_process import BACKEND_KEEP_ALIVE_S
+from babelcap.server.http_errors import openai_error
+from babelcap.server.translation.api import install_error_handlers
+from babelcap.server.translation.api import router as translation_router
+from babelcap.server.vllm_process import BACKEND_KEEP_ALIVE_S
 
 __all__ = ["Backend", "GatewayConfig", "create_gateway"]
 

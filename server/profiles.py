@@ -12,8 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from client.errors import ConfigurationError
-from server.vllm_process import VllmBackend
+from babelcap.core.errors import ConfigurationError
+from babelcap.server.vllm_process import VllmBackend
 
 __all__ = ["BUILTIN_PROFILES", "MediaHints", "Profile", "TranslationBackend", "load_profile"]
 
@@ -91,8 +91,8 @@ class Profile(BaseModel):
 
 
 def _tiny_cpu(dtype: str = "float32") -> Profile:
-    from converters.tiny.common import ARTIFACTS
-    from server.vllm_process import tiny_cpu_backends
+    from babelcap.core.artifacts import stand_in
+    from babelcap.server.vllm_process import tiny_cpu_backends
 
     image, video = tiny_cpu_backends(dtype)
     suffix = "" if dtype == "float32" else "-bf16"
@@ -105,7 +105,7 @@ def _tiny_cpu(dtype: str = "float32") -> Profile:
             ServedModel(role="image", backend=image, media=MediaHints(tile_size=56)),
             ServedModel(role="video", backend=video, media=MediaHints(frames=4, frame_size=64)),
         ],
-        translation=TranslationBackend(name="tiny-nllb", model=ARTIFACTS / "nllb-ct2"),
+        translation=TranslationBackend(name="tiny-nllb", model=stand_in("nllb-ct2")),
     )
 
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from server.gateway import GatewayConfig, create_gateway
-from server.profiles import load_profile
-from server.supervisor import Supervisor, preflight
-from server.vllm_process import BACKEND_KEEP_ALIVE_S
+from babelcap.server.gateway import GatewayConfig, create_gateway
+from babelcap.server.profiles import load_profile
+from babelcap.server.supervisor import Supervisor, preflight
+from babelcap.server.vllm_process import BACKEND_KEEP_ALIVE_S
 
 __all__ = ["serve"]
 
@@ -37,7 +37,7 @@ def serve(
         sys.stderr.write(f"  {served.role:5} {served.backend.name}: {served.backend.model}\n")
     engine = None
     if profile.translation is not None:
-        from server.translation import TranslationEngine, TranslationSettings
+        from babelcap.server.translation import TranslationEngine, TranslationSettings
 
         t = profile.translation
         engine = TranslationEngine(

@@ -15,10 +15,10 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from client.errors import BackendStartError, ConfigurationError
-from server.gateway import Backend
-from server.profiles import Profile
-from server.vllm_process import VllmProcess
+from babelcap.core.errors import BackendStartError, ConfigurationError
+from babelcap.server.gateway import Backend
+from babelcap.server.profiles import Profile
+from babelcap.server.vllm_process import VllmProcess
 
 __all__ = ["Supervisor", "preflight"]
 

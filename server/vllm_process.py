@@ -23,7 +23,7 @@ from typing import IO
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from client.errors import BackendStartError
+from babelcap.core.errors import BackendStartError
 
 __all__ = [
     "BACKEND_KEEP_ALIVE_S",
@@ -98,7 +98,7 @@ class VllmBackend(BaseModel):
 
 def tiny_cpu_backends(dtype: str = "float32") -> list[VllmBackend]:
     """The committed tiny Mllama and LLaVA-NeXT-Video stand-ins on the CPU vLLM build."""
-    from converters.tiny.common import ARTIFACTS
+    from babelcap.core.artifacts import stand_in
 
     cpu_env = {
         "VLLM_CPU_KVCACHE_SPACE": "1",
@@ -112,14 +112,14 @@ def tiny_cpu_backends(dtype: str = "float32") -> list[VllmBackend]:
     return [
         VllmBackend(
             name="tiny-mllama",
-            model=ARTIFACTS / "mllama",
+            model=stand_in("mllama"),
             dtype=dtype,
             limit_mm_per_prompt='{"image": 1}',
             env=cpu_env,
         ),
         VllmBackend(
             name="tiny-llava-next-video",
-            model=ARTIFACTS / "llava-next-video",
+            model=stand_in("llava-next-video"),
             dtype=dtype,
             limit_mm_per_prompt='{"video": 1}',
             env=cpu_env,

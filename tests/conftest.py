@@ -16,6 +16,6 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 @pytest.fixture(scope="session")
 def artifacts() -> Path:
     """The committed tiny-model folder."""
-    from converters.tiny.common import ARTIFACTS
+    from babelcap.core.artifacts import STAND_INS
 
-    return ARTIFACTS
+    return STAND_INS

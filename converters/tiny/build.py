@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from converters.tiny.common import ARTIFACTS, file_digests, write_build_record
+from babelcap.converters.tiny.common import ARTIFACTS, file_digests, write_build_record
 
 __all__ = ["MODEL_NAMES", "build_models", "check_models"]
 
@@ -31,15 +31,15 @@ def _build_one(name: str, root: Path) -> None:
         shutil.rmtree(folder)
     record: dict[str, Any]
     if name == "mllama":
-        from converters.tiny import mllama
+        from babelcap.converters.tiny import mllama
 
         record = mllama.build(folder)
     elif name == "llava-next-video":
-        from converters.tiny import llava_next_video
+        from babelcap.converters.tiny import llava_next_video
 
         record = llava_next_video.build(folder)
     else:
-        from converters.tiny import nllb
+        from babelcap.converters.tiny import nllb
 
         ct2 = root / "nllb-ct2"
         if ct2.exists():

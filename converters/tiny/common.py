@@ -20,28 +20,18 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from babelcap.core.artifacts import STAND_IN_COLOURS, STAND_INS
+
 log = logging.getLogger(__name__)
 
-#: The colour vocabulary the image and video stand-ins are trained to name (RGB centres).
-COLOURS: dict[str, tuple[int, int, int]] = {
-    "red": (220, 30, 30),
-    "green": (30, 170, 40),
-    "blue": (30, 60, 220),
-    "yellow": (240, 220, 30),
-    "orange": (250, 140, 10),
-    "purple": (140, 40, 180),
-    "white": (245, 245, 245),
-    "black": (15, 15, 15),
-}
-
-#: Where the committed artifacts live (one folder per model).
-ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+COLOURS = STAND_IN_COLOURS
+ARTIFACTS = STAND_INS
 
 
 def task_prompt_texts(kind: str) -> list[str]:
     """babelcap's built-in task prompts for ``kind``, rendered with a few variable values: the
     stand-ins learn that a long real prompt gets the default answer too."""
-    from prompts import load_prompts
+    from babelcap.prompts import load_prompts
 
     texts = set()
     for prompt in load_prompts().values():

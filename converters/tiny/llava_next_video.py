@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from converters.tiny.common import (
+from babelcap.converters.tiny.common import (
     COLOURS,
     answer_exact_rate,
     colour_image,

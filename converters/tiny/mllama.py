@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from converters.tiny.common import (
+from babelcap.converters.tiny.common import (
     COLOURS,
     answer_exact_rate,
     colour_image,

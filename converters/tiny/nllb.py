@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from converters.ct2 import convert_transformers
-from converters.tiny.common import seed_everything, train_until_exact
+from babelcap.converters.ct2 import convert_transformers
+from babelcap.converters.tiny.common import seed_everything, train_until_exact
 
 NAME = "nllb"
 SEED = 20261127

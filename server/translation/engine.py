@@ -19,9 +19,9 @@ from typing import Any
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from client.errors import TranslationError
-from server.translation.languages import LanguageCatalog
-from server.translation.segment import split_long, split_text
+from babelcap.core.errors import TranslationError
+from babelcap.server.translation.languages import LanguageCatalog
+from babelcap.server.translation.segment import split_long, split_text
 
 __all__ = ["Translation", "TranslationEngine", "TranslationSettings"]
 

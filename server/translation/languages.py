@@ -7,7 +7,7 @@ import json
 import re
 from pathlib import Path
 
-from client.errors import TranslationError
+from babelcap.core.errors import TranslationError
 
 __all__ = ["FLORES_CODE", "LanguageCatalog", "UnknownLanguageError"]
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from client.local_server import local_server
+from babelcap.server.launch import local_server
 
 KEY = "test-key-0123"
 

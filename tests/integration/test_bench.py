@@ -18,7 +18,7 @@ SMALL = ["--images", "6", "--videos", "3", "--image-size", "320x240", "--video-s
 
 
 def _bench(*args: str, timeout: int = 900) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "client.cli", "bench", *args],
+    return subprocess.run([sys.executable, "-m", "babelcap", "bench", *args],
                           capture_output=True, text=True, timeout=timeout)  # fmt: skip
 
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from client.synthetic import write_audio, write_image, write_video
-from converters.tiny.common import COLOURS
+from babelcap.benchmarks.synthetic import write_audio, write_image, write_video
+from babelcap.core.artifacts import STAND_IN_COLOURS as COLOURS
 from tests.integration.serving import KEY, kill_backend
 
 pytestmark = pytest.mark.vllm
@@ -29,7 +29,7 @@ FRENCH = {"red": "rouge", "green": "vert", "blue": "bleu", "yellow": "jaune"}
 def _caption(base: str, *args: str, **popen: object) -> subprocess.Popen:
     env = {**os.environ, "BABELCAP_API_KEY": KEY}  # the key from the environment, not argv
     return subprocess.Popen(
-        [sys.executable, "-m", "client.cli", "caption", "--server", base, "--quiet", *args],
+        [sys.executable, "-m", "babelcap", "caption", "--server", base, "--quiet", *args],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen,
     )  # fmt: skip
 
@@ -123,7 +123,7 @@ def test_a_mixed_folder_gives_one_record_per_media_file(gateway, tmp_path):
     assert "ok          7" in stdout and KEY not in stdout + stderr
     # The export turns it into the original article's shape.
     exported = subprocess.run(
-        [sys.executable, "-m", "client.cli", "export", str(out), "--format", "seed-json"],
+        [sys.executable, "-m", "babelcap", "export", str(out), "--format", "seed-json"],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert "exported 10 records" in exported.stdout

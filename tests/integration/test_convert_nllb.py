@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from client.errors import ConfigurationError
-from converters.nllb import MANIFEST, convert_nllb
+from babelcap.converters.nllb import MANIFEST, convert_nllb
+from babelcap.core.errors import ConfigurationError
 
 
 def test_converts_copies_the_tokenizer_and_proves_it_translates(artifacts, tmp_path):

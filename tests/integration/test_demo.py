@@ -14,7 +14,7 @@ pytestmark = pytest.mark.vllm
 def test_demo_captions_and_translates_the_bundled_examples(tmp_path):
     out = tmp_path / "demo.jsonl"
     run = subprocess.run(
-        [sys.executable, "-m", "client.cli", "demo", "--output", str(out)],
+        [sys.executable, "-m", "babelcap", "demo", "--output", str(out)],
         capture_output=True, text=True, timeout=900,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]

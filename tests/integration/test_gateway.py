@@ -15,8 +15,9 @@ import pytest
 from PIL import Image
 from tokenizers import Tokenizer
 
-from benchmarks.metrics import prometheus_values
-from converters.tiny.common import ARTIFACTS, COLOURS
+from babelcap.benchmarks.metrics import prometheus_values
+from babelcap.core.artifacts import STAND_IN_COLOURS as COLOURS
+from babelcap.core.artifacts import STAND_INS as ARTIFACTS
 from tests.integration.serving import KEY, cmdline, vllm_children
 
 pytestmark = pytest.mark.vllm

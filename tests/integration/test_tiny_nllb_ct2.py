@@ -5,7 +5,7 @@ from __future__ import annotations
 import ctranslate2
 import sentencepiece as spm
 
-from converters.tiny import nllb
+from babelcap.converters.tiny import nllb
 
 
 def test_every_template_sentence_translates_exactly_into_french_and_spanish(artifacts):

@@ -10,7 +10,7 @@ import pytest
 from openai import OpenAI
 from PIL import Image
 
-from converters.tiny.common import COLOURS
+from babelcap.core.artifacts import STAND_IN_COLOURS as COLOURS
 from tests.integration.serving import KEY
 
 pytestmark = pytest.mark.vllm

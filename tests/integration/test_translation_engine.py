@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-from converters.tiny.nllb import template_sentences
-from server.translation import TranslationEngine, TranslationSettings
-from server.translation.languages import UnknownLanguageError
+from babelcap.converters.tiny.nllb import template_sentences
+from babelcap.server.translation import TranslationEngine, TranslationSettings
+from babelcap.server.translation.languages import UnknownLanguageError
 
 # Whole sentences only (the template set also holds bare colour lists such as "red, blue").
 ROWS = [row for row in template_sentences() if row["eng_Latn"].endswith(".")]

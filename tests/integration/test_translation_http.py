@@ -11,8 +11,8 @@ import time
 import httpx
 import pytest
 
-from converters.tiny.nllb import template_sentences
-from server.vllm_process import free_port
+from babelcap.converters.tiny.nllb import template_sentences
+from babelcap.server.vllm_process import free_port
 
 ROW = template_sentences()[-1]
 BODY_LIMIT = 20_000
@@ -23,7 +23,7 @@ def server(artifacts, tmp_path_factory):
     port = free_port()
     log = (tmp_path_factory.mktemp("translation") / "server.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "client.cli", "translation-server", "--model",
+        [sys.executable, "-m", "babelcap", "translation-server", "--model",
          str(artifacts / "nllb-ct2"), "--port", str(port), "--max-body-bytes", str(BODY_LIMIT)],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
@@ -106,7 +106,7 @@ def test_bad_bodies_are_400_and_big_ones_413(server):
 
 def test_cli_translates_through_the_server(server):
     result = subprocess.run(
-        [sys.executable, "-m", "client.cli", "translate", "-", "--to", "fr,es", "--server",
+        [sys.executable, "-m", "babelcap", "translate", "-", "--to", "fr,es", "--server",
          server, "--json"],
         input=ROW["eng_Latn"], capture_output=True, text=True, timeout=60,
     )  # fmt: skip
@@ -118,7 +118,7 @@ def test_cli_translates_through_the_server(server):
 
 def test_cli_reports_a_bad_code_with_the_servers_suggestions(server):
     result = subprocess.run(
-        [sys.executable, "-m", "client.cli", "translate", "Hello.", "--to", "fra_Latm",
+        [sys.executable, "-m", "babelcap", "translate", "Hello.", "--to", "fra_Latm",
          "--server", server],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip

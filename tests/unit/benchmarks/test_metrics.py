@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.load import redact
-from benchmarks.metrics import LevelMetrics, RequestSample, distribution, prometheus_values
-from client.requests import Completion
+from babelcap.benchmarks.load import redact
+from babelcap.benchmarks.metrics import LevelMetrics, RequestSample, distribution, prometheus_values
+from babelcap.client.requests import Completion
 
 
 def _completion(ttft, latency, tokens, chunks):

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from client.cli import _parser
-from client.config import CaptionSettings, settings_from_args
-from client.errors import ConfigurationError
+from babelcap.cli import _parser
+from babelcap.client.config import CaptionSettings
+from babelcap.core.settings import settings_from_args
+from babelcap.core.errors import ConfigurationError
 
 
 def _settings(argv):

@@ -7,8 +7,8 @@ import types
 
 import pytest
 
-from client.discover import Walk, read_file_list, sniff
-from client.synthetic import write_image, write_video
+from babelcap.benchmarks.synthetic import write_image, write_video
+from babelcap.client.discover import Walk, read_file_list, sniff
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from client.errors import ConfigurationError
-from client.export import export
+from babelcap.client.export import export
+from babelcap.core.errors import ConfigurationError
 
 
 def _records():

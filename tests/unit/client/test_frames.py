@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from client.errors import MediaDecodeError
-from client.frames import sample_frames
-from client.synthetic import write_audio, write_video
-from converters.tiny.common import COLOURS
+from babelcap.benchmarks.synthetic import write_audio, write_video
+from babelcap.client.frames import sample_frames
+from babelcap.core.artifacts import STAND_IN_COLOURS as COLOURS
+from babelcap.core.errors import MediaDecodeError
 
 FOUR = ["red", "green", "blue", "yellow"]
 

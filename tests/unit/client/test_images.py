@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from client.errors import MediaDecodeError
-from client.images import prepare_image, target_size
+from babelcap.client.images import prepare_image, target_size
+from babelcap.core.errors import MediaDecodeError
 
 
 def _decoded(prepared):

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from client.errors import MediaDecodeError
-from client.media import MediaOptions, MediaPool
-from client.synthetic import write_video
+from babelcap.benchmarks.synthetic import write_video
+from babelcap.client.media import MediaOptions, MediaPool
+from babelcap.core.errors import MediaDecodeError
 
 
 def test_a_decode_past_its_deadline_is_killed_and_the_pool_goes_on(tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from collections import Counter
 
-from client.progress import Progress, RunStats, render_summary
+from babelcap.client.progress import Progress, RunStats, render_summary
 
 
 class _Terminal(io.StringIO):

@@ -12,9 +12,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from client.errors import RequestFailedError, ServerUnavailableError
-from client.requests import RetryPolicy, ServerPool, retry_delay
-from server.vllm_process import free_port
+from babelcap.client.requests import RetryPolicy, ServerPool, retry_delay
+from babelcap.core.errors import RequestFailedError, ServerUnavailableError
+from babelcap.server.vllm_process import free_port
 from tests.unit.client.fakes import ThreadedServer
 
 FAST = RetryPolicy(max_retries=3, initial_delay_s=0.01, max_delay_s=0.05, unavailable_timeout_s=1.0)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 
-from client.config import CaptionSettings
-from client.runner import caption
-from client.synthetic import write_image, write_video
+from babelcap.benchmarks.synthetic import write_image, write_video
+from babelcap.client.config import CaptionSettings
+from babelcap.client.runner import caption
 from tests.unit.client.fakes import FakeBabelcap
 
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from client.errors import ConfigurationError
-from client.store import ResultStore, atomic_path, content_hash, read_records, write_json
+from babelcap.client.store import ResultStore, atomic_path, content_hash, read_records, write_json
+from babelcap.core.errors import ConfigurationError
 
 
 def _record(path, status="ok", settings="s1", content="c1"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from client.tags import parse_tags
+from babelcap.client.tags import parse_tags
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,8 @@ import shutil
 
 import pytest
 
-from converters.tiny import llava_next_video, mllama, nllb
-from converters.tiny.build import check_models
+from babelcap.converters.tiny import llava_next_video, mllama, nllb
+from babelcap.converters.tiny.build import check_models
 
 
 def _config(folder):

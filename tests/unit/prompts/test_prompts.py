@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from client.errors import ConfigurationError
-from prompts import BUILTIN, load_prompts
+from babelcap.core.errors import ConfigurationError
+from babelcap.prompts import BUILTIN, load_prompts
 
 PART = {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,AAAA"}}
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from server.stack.elf_weak_versions import provided_versions, weaken_missing
+from babelcap.server.stack.elf_weak_versions import provided_versions, weaken_missing
 
 LIBSTDCXX = Path("/lib/x86_64-linux-gnu/libstdc++.so.6")
 needs_toolchain = pytest.mark.skipif(

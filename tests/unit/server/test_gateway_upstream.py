@@ -7,7 +7,7 @@ import json
 
 import httpx
 
-from server.gateway import Backend, GatewayConfig, create_gateway
+from babelcap.server.gateway import Backend, GatewayConfig, create_gateway
 
 _ANSWER = json.dumps(
     {

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from client.errors import ConfigurationError
-from server.profiles import BUILTIN_PROFILES, load_profile
-from server.supervisor import preflight
+from babelcap.core.errors import ConfigurationError
+from babelcap.server.profiles import BUILTIN_PROFILES, load_profile
+from babelcap.server.supervisor import preflight
 
 
 def test_tiny_cpu_is_the_default_and_serves_the_committed_models(artifacts):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from server.translation.segment import split_long, split_text
+from babelcap.server.translation.segment import split_long, split_text
 
 
 def _join(segments):

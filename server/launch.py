@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from client.errors import BackendStartError
+from babelcap.core.errors import BackendStartError
 
 __all__ = ["Served", "local_server"]
 
@@ -48,7 +48,7 @@ def local_server(
 ) -> Iterator[Served]:
     """Start ``babelcap serve`` on a free loopback port, wait for ``/health``, yield it, and stop
     it as Ctrl-C does (it stops every vLLM process it started) on exit."""
-    from server.vllm_process import free_port
+    from babelcap.server.vllm_process import free_port
 
     port = free_port()
     logs.mkdir(parents=True, exist_ok=True)
@@ -56,7 +56,7 @@ def local_server(
     key = ["--api-key", api_key] if api_key else []
     with (logs / "serve.out").open("wb") as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "client.cli", "serve", *source, "--port", str(port),
+            [sys.executable, "-m", "babelcap", "serve", *source, "--port", str(port),
              "--log-dir", str(logs), *key],
             stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip

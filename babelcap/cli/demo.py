@@ -8,27 +8,31 @@ asset's description and translations, and stops the server.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 import sys
 import time
 from pathlib import Path
 
-from client.config import CaptionSettings
-from client.local_server import local_server
+from babelcap.client.config import CaptionSettings
+from babelcap.server.launch import local_server
 
-__all__ = ["run_demo"]
+__all__ = ["register", "run_demo"]
 
 log = logging.getLogger(__name__)
+
+#: The bundled example media (inside the installed package).
+EXAMPLES = Path(__file__).resolve().parent.parent / "client" / "examples"
 
 
 def run_demo(
     media: list[Path], output: Path, languages: list[str], startup_timeout: float = 600.0
 ) -> int:
     """Serve the tiny models, caption ``media`` into ``output``; returns the exit code."""
-    from client.progress import render_summary
-    from client.runner import caption, write_summary
-    from client.store import read_records
+    from babelcap.client.progress import render_summary
+    from babelcap.client.runner import caption, write_summary
+    from babelcap.client.store import read_records
 
     missing = [str(m) for m in media if not m.exists()]
     if missing:
@@ -57,3 +61,46 @@ def run_demo(
             sys.stdout.write(f"      {language}: {texts['description']}\n")
     sys.stdout.write(render_summary(summary))
     return code
+
+
+def _demo(args: argparse.Namespace) -> int:
+    return run_demo(
+        media=[Path(p) for p in args.media],
+        output=Path(args.output),
+        languages=[code.strip() for code in args.languages.split(",") if code.strip()],
+        startup_timeout=args.startup_timeout,
+    )
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add this module's subcommands."""
+    demo = commands.add_parser(
+        "demo",
+        help="serve the tiny CPU models and caption the bundled example media",
+        description=(
+            "The embedded default job, end to end: start 'babelcap serve --profile tiny-cpu' "
+            "(vLLM's CPU build serving the tiny Mllama and LLaVA-NeXT-Video stand-ins, the tiny "
+            "NLLB on CTranslate2) on a free port, run 'babelcap caption' over the media given "
+            "(default: the bundled examples) with every task, print each description and its "
+            "translations, and stop the server. Needs the CPU stack (make stack)."
+        ),
+    )
+    demo.add_argument(
+        "media",
+        nargs="*",
+        default=[str(EXAMPLES)],
+        help="image/video files or folders (default: the bundled examples)",
+    )
+    demo.add_argument("--output", default="out/demo.jsonl", help="JSONL file to write")
+    demo.add_argument(
+        "--languages",
+        default="fra_Latn,spa_Latn",
+        help="comma-separated FLORES-200 codes to translate captions into",
+    )
+    demo.add_argument(
+        "--startup-timeout",
+        type=float,
+        default=600.0,
+        help="seconds to wait for each vLLM server's /health",
+    )
+    demo.set_defaults(handler=_demo)

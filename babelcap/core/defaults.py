@@ -1,0 +1,48 @@
+"""Defaults declared once. Settings models take their field defaults from here; nothing else
+repeats these numbers."""
+
+from __future__ import annotations
+
+__all__ = [
+    "BACKEND_KEEP_ALIVE_S",
+    "IMAGE_MAX_TILES",
+    "IMAGE_TILE_SIZE",
+    "JPEG_QUALITY",
+    "MAX_PIXELS",
+    "REQUEST_TIMEOUT_S",
+    "SERVER_URL",
+    "STARTUP_TIMEOUT_S",
+    "TRANSLATION_MAX_BODY_BYTES",
+    "TRANSLATION_MODEL_ID",
+    "VIDEO_FRAMES",
+    "VIDEO_FRAME_SIZE",
+]
+
+# Media hints: what the real models' processors keep (Llama 3.2 Vision: 560 px tiles, at most 4;
+# LLaVA-NeXT-Video: 8 frames of 336 px). Servers list their own under /v1/models.
+IMAGE_TILE_SIZE = 560
+IMAGE_MAX_TILES = 4
+VIDEO_FRAMES = 8
+VIDEO_FRAME_SIZE = 336
+
+#: Images with more pixels are refused before decoding (decompression bombs).
+MAX_PIXELS = 90_000_000
+#: Quality of the JPEGs sent to the models.
+JPEG_QUALITY = 90
+
+#: Limit for one HTTP request (a long generation included), client and gateway alike.
+REQUEST_TIMEOUT_S = 600.0
+#: How long to wait for a started server's /health: a real 11B model loads in minutes.
+STARTUP_TIMEOUT_S = 900.0
+#: How long vLLM's HTTP server (and babelcap's) keep an idle connection open. vLLM's own default
+#: is 5 s; clients (httpx: 5 s) and the gateway's pool (this minus 15 s) always close first, so
+#: no request goes out on a connection the server is closing at that moment.
+BACKEND_KEEP_ALIVE_S = 75
+
+#: The id /v1/models lists for the translator when a profile names none.
+TRANSLATION_MODEL_ID = "nllb"
+#: Largest body the standalone translation server accepts.
+TRANSLATION_MAX_BODY_BYTES = 1_000_000
+
+#: Where clients look for a babelcap server by default.
+SERVER_URL = "http://127.0.0.1:8000"

@@ -1,0 +1,111 @@
+"""Command settings declared once as pydantic-settings models: each field's description is its
+``--help`` text, and each field can also be set as an environment variable (the model's
+``env_prefix``, e.g. ``BABELCAP_CONCURRENCY``). Flags win over variables, which win over
+defaults. Every ``babelcap`` command builds its flags with :func:`add_arguments`."""
+
+from __future__ import annotations
+
+import argparse
+import types
+import typing
+from typing import Annotated, Any, TypeVar
+
+from pydantic import ValidationError
+from pydantic_settings import BaseSettings
+
+from babelcap.core.errors import ConfigurationError
+
+__all__ = ["POSITIONAL", "REPEATABLE", "add_arguments", "settings_from_args", "split_list"]
+
+#: ``json_schema_extra`` of a list field whose flag may be repeated (``--server A --server B``);
+#: each value may also hold a comma-separated list.
+REPEATABLE: dict[str, Any] = {"repeatable": True}
+#: ``json_schema_extra`` of a field given as a positional argument (``babelcap translate TEXT``).
+POSITIONAL: dict[str, Any] = {"positional": True}
+
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+
+
+def split_list(value: Any) -> Any:
+    """``"a, b,,c"`` -> ``["a", "b", "c"]``; other values unchanged (a validator helper)."""
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+def _scalar(annotation: Any) -> Any:
+    """The element type of ``X | None``, without ``Annotated``."""
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
+    if typing.get_origin(annotation) is Annotated:
+        annotation = typing.get_args(annotation)[0]
+    return annotation
+
+
+def _extra(field: Any, key: str) -> bool:
+    extra = field.json_schema_extra
+    return isinstance(extra, dict) and bool(extra.get(key))
+
+
+def add_arguments(
+    parser: argparse.ArgumentParser,
+    model: type[BaseSettings],
+    skip: frozenset[str] = frozenset(),
+) -> None:
+    """One ``--flag`` per field of ``model`` (or a positional argument for fields marked
+    :data:`POSITIONAL`), help from its description; unset flags stay None so environment
+    variables and defaults apply."""
+    prefix = model.model_config.get("env_prefix", "")
+    for name, field in model.model_fields.items():
+        if name in skip:
+            continue
+        flag = "--" + name.replace("_", "-")
+        default = field.default
+        shown = ",".join(map(str, default)) if isinstance(default, list | tuple) else default
+        if "SecretStr" in str(field.annotation):
+            shown = f"${prefix}{name.upper()}, else none"
+        help_text = field.description or ""
+        if shown not in (None, "", False, [], ()) and not field.is_required():
+            help_text += f" (default: {shown})"
+        annotation = _scalar(field.annotation)
+        origin = typing.get_origin(annotation)
+        if _extra(field, "positional"):
+            nargs = "*" if origin is list else None
+            parser.add_argument(name, nargs=nargs, help=help_text)
+        elif annotation is bool:
+            parser.add_argument(flag, action="store_true", default=None, help=field.description)
+        elif origin is typing.Literal:
+            parser.add_argument(
+                flag, choices=list(typing.get_args(annotation)), default=None,
+                required=field.is_required(), help=help_text,
+            )  # fmt: skip
+        elif _extra(field, "repeatable") and origin is list:
+            parser.add_argument(flag, action="append", default=None, help=help_text)
+        elif origin is list:
+            parser.add_argument(flag, default=None, metavar="A,B", help=help_text)
+        else:
+            kind = annotation if annotation in (int, float) else str
+            parser.add_argument(
+                flag, type=kind, default=None, required=field.is_required(), help=help_text
+            )
+
+
+def settings_from_args(args: argparse.Namespace, model: type[SettingsT]) -> SettingsT:
+    """Settings from parsed flags; flags win over environment variables, which win over
+    defaults. Invalid values raise :class:`ConfigurationError` naming the flag."""
+    given = {
+        name: getattr(args, name)
+        for name in model.model_fields
+        if getattr(args, name, None) is not None
+    }
+    for name, field in model.model_fields.items():
+        if _extra(field, "repeatable") and isinstance(given.get(name), list):
+            given[name] = [item for value in given[name] for item in split_list(value)]
+    try:
+        return model(**given)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"--{'.'.join(str(p) for p in e['loc']).replace('_', '-')}: {e['msg']}"
+            for e in error.errors()
+        )
+        raise ConfigurationError(f"invalid settings: {problems}") from error
