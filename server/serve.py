@@ -6,55 +6,49 @@ import asyncio
 import contextlib
 import sys
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 from fastapi import FastAPI
 
+from babelcap.core import defaults
 from babelcap.server.gateway import GatewayConfig, create_gateway
 from babelcap.server.profiles import load_profile
+from babelcap.server.settings import ServeSettings
 from babelcap.server.supervisor import Supervisor, preflight
-from babelcap.server.vllm_process import BACKEND_KEEP_ALIVE_S
 
 __all__ = ["serve"]
 
 
-def serve(
-    *,
-    profile_name: str | None,
-    config: Path | None,
-    host: str,
-    port: int,
-    api_key: str | None,
-    log_dir: Path,
-) -> int:
+def serve(settings: ServeSettings) -> int:
     """Run until interrupted; returns the exit code."""
     import uvicorn
 
-    profile = load_profile(profile_name, config)
+    profile = load_profile(settings.profile, settings.config)
     preflight(profile)
     sys.stderr.write(f"babelcap serve: profile {profile.name} ({profile.description})\n")
     for served in profile.models:
         sys.stderr.write(f"  {served.role:5} {served.backend.name}: {served.backend.model}\n")
     engine = None
-    if profile.translation is not None:
-        from babelcap.server.translation import TranslationEngine, TranslationSettings
+    translation = profile.translation
+    if translation is not None:
+        from babelcap.server.translation import TranslationEngine
 
-        t = profile.translation
-        engine = TranslationEngine(
-            TranslationSettings(model=t.model, device=t.device, compute_type=t.compute_type)
+        engine = TranslationEngine(translation.engine_settings())
+        sys.stderr.write(
+            f"  text  {translation.name}: {translation.model} (CTranslate2, in the gateway)\n"
         )
-        sys.stderr.write(f"  text  {t.name}: {t.model} (CTranslate2, in the gateway)\n")
-    supervisor = Supervisor(profile, log_dir, host="127.0.0.1")
+    api_key = settings.api_key.get_secret_value() if settings.api_key else None
+    supervisor = Supervisor(profile, settings.log_dir, host="127.0.0.1")
     supervisor.start()
     app = create_gateway(
         supervisor.backends,
         GatewayConfig(api_key=api_key, allowed_media_domains=profile.allowed_media_domains),
         translation=engine,
-        translation_id=profile.translation.name if profile.translation else "nllb",
+        translation_id=translation.name if translation else defaults.TRANSLATION_MODEL_ID,
     )
     _attach_watchdog(app, supervisor)
     auth = "API key required" if api_key else "no API key"
-    sys.stderr.write(f"babelcap serve: ready on http://{host}:{port}/v1 ({auth})\n")
+    base = f"http://{settings.host}:{settings.port}/v1"
+    sys.stderr.write(f"babelcap serve: ready on {base} ({auth})\n")
     try:
         # No access log (request lines can carry secrets; the gateway keeps metrics instead), no
         # Server header, no proxy-header parsing: each saves per-request work on the hot path.
@@ -62,13 +56,13 @@ def serve(
         # OpenAI SDK, drops them after 5 s), so a client never reuses one being closed.
         uvicorn.run(
             app,
-            host=host,
-            port=port,
+            host=settings.host,
+            port=settings.port,
             log_level="warning",
             access_log=False,
             proxy_headers=False,
             server_header=False,
-            timeout_keep_alive=BACKEND_KEEP_ALIVE_S,
+            timeout_keep_alive=defaults.BACKEND_KEEP_ALIVE_S,
         )
     finally:
         supervisor.stop()

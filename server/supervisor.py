@@ -10,13 +10,12 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import logging
-import shutil
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 from babelcap.core.errors import BackendStartError, ConfigurationError
-from babelcap.server.gateway import Backend
+from babelcap.server.backends import Backend
+from babelcap.server.gpu import nvidia_smi
 from babelcap.server.profiles import Profile
 from babelcap.server.vllm_process import VllmProcess
 
@@ -47,24 +46,22 @@ def preflight(profile: Profile) -> None:
     fraction = profile.gpu_memory_fraction()
     if fraction == 0:
         return
-    if shutil.which("nvidia-smi") is None:
+    listing = nvidia_smi("memory.free,memory.total", units=False)
+    if listing is None:
         raise ConfigurationError(
             f"profile {profile.name} needs an NVIDIA GPU and none is visible; "
             "use --profile tiny-cpu here"
         )
-    query = subprocess.run(
-        ["nvidia-smi", "--query-gpu=memory.free,memory.total", "--format=csv,noheader,nounits"],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    first = query.stdout.strip().splitlines()[:1]
-    if query.returncode == 0 and first:
-        free, total = (float(v) for v in first[0].split(","))
-        if free < fraction * total:
-            raise ConfigurationError(
-                f"profile {profile.name} wants {fraction:.0%} of the GPU's {total:.0f} MiB but "
-                f"only {free:.0f} MiB are free: stop what else runs there, or lower the "
-                "profile's --gpu-memory-utilization"
-            )
+    try:
+        free, total = (float(v) for v in listing.strip().splitlines()[0].split(","))
+    except (IndexError, ValueError):  # nvidia-smi failed: vLLM reports the GPU problem itself
+        return
+    if free < fraction * total:
+        raise ConfigurationError(
+            f"profile {profile.name} wants {fraction:.0%} of the GPU's {total:.0f} MiB but "
+            f"only {free:.0f} MiB are free: stop what else runs there, or lower the "
+            "profile's --gpu-memory-utilization"
+        )
 
 
 class Supervisor:

@@ -7,38 +7,23 @@ terminates the whole process group, waits, then kills.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import signal
-import socket
 import subprocess
 import sys
 import threading
-import time
-from collections import deque
 from pathlib import Path
 from typing import IO
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
+from babelcap.core import defaults
 from babelcap.core.errors import BackendStartError
+from babelcap.server.process import free_port, stop_group, wait_healthy
 
-__all__ = [
-    "BACKEND_KEEP_ALIVE_S",
-    "VllmBackend",
-    "VllmProcess",
-    "free_port",
-    "tiny_cpu_backends",
-]
+__all__ = ["VllmBackend", "VllmProcess", "tiny_cpu_backends"]
 
 log = logging.getLogger(__name__)
-
-# How long vLLM's HTTP server keeps an idle connection open (its own default is 5 s). The
-# gateway's pool closes idle upstream connections sooner (server.gateway), so it never sends a
-# request on a connection vLLM is closing at that moment.
-BACKEND_KEEP_ALIVE_S = 75
 
 
 class VllmBackend(BaseModel):
@@ -127,14 +112,6 @@ def tiny_cpu_backends(dtype: str = "float32") -> list[VllmBackend]:
     ]
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that was free on ``host`` a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 class VllmProcess:
     """A running ``vllm serve``: ``start()``, ``wait_ready()``, ``stop()``; a context manager."""
 
@@ -182,7 +159,9 @@ class VllmProcess:
             stderr=subprocess.STDOUT,
             env={
                 **os.environ,
-                "VLLM_HTTP_TIMEOUT_KEEP_ALIVE": str(BACKEND_KEEP_ALIVE_S),
+                # vLLM keeps idle connections open longer than the gateway's pool does, so
+                # the gateway never sends a request on one vLLM is closing at that moment.
+                "VLLM_HTTP_TIMEOUT_KEEP_ALIVE": str(defaults.BACKEND_KEEP_ALIVE_S),
                 **self.backend.env,
             },
             start_new_session=True,
@@ -204,55 +183,29 @@ class VllmProcess:
             sys.stderr.buffer.write(prefix + line)
             sys.stderr.buffer.flush()
 
-    def wait_ready(self, timeout: float = 600.0) -> None:
+    def wait_ready(self, timeout: float = defaults.STARTUP_TIMEOUT_S) -> None:
         """Poll ``/health`` until it answers 200, the process exits, or ``timeout`` passes."""
         if self._process is None:
             raise BackendStartError(f"{self.backend.name}: wait_ready() before start()")
-        deadline = time.monotonic() + timeout
-        health = f"http://{self.host}:{self.port}/health"
-        with httpx.Client(timeout=5.0) as client:
-            while time.monotonic() < deadline:
-                code = self._process.poll()
-                if code is not None:
-                    raise BackendStartError(
-                        f"{self.backend.name}: vllm exited with code {code} before it was ready."
-                        f"\n{self.last_log_lines()}"
-                    )
-                with contextlib.suppress(httpx.HTTPError):
-                    if client.get(health).status_code == 200:
-                        log.info("%s is ready on %s", self.backend.name, self.base_url)
-                        return
-                time.sleep(1.0)
-        raise BackendStartError(
-            f"{self.backend.name}: not ready after {timeout:.0f} s.\n{self.last_log_lines()}"
+        wait_healthy(
+            self._process,
+            f"http://{self.host}:{self.port}/health",
+            name=f"{self.backend.name} (vllm)",
+            timeout=timeout,
+            log_file=self.log_file,
+            interval=1.0,
         )
+        log.info("%s is ready on %s", self.backend.name, self.base_url)
 
     def alive(self) -> bool:
         """Whether the process is running."""
         return self._process is not None and self._process.poll() is None
 
-    def last_log_lines(self, count: int = 30) -> str:
-        """The tail of the process log, for error messages."""
-        if self.log_file is None or not self.log_file.exists():
-            return "(no log file)"
-        with self.log_file.open(encoding="utf-8", errors="replace") as handle:
-            return "".join(deque(handle, maxlen=count))
-
     def stop(self, grace: float = 15.0) -> None:
         """SIGTERM the process group, wait up to ``grace`` seconds, then SIGKILL it."""
         process, self._process = self._process, None
         if process is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                log.warning("%s did not stop in %.0f s; killing", self.backend.name, grace)
-            # Workers may outlive the parent: the group is killed either way.
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=grace)
+            stop_group(process, name=self.backend.name, grace=grace)
         if self._echo_thread is not None:
             self._echo_thread.join(timeout=5)
             self._echo_thread = None

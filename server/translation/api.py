@@ -7,7 +7,6 @@ Mount :func:`router` in any FastAPI app (the gateway does); :func:`create_app` r
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
@@ -15,7 +14,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from babelcap.core import defaults
 from babelcap.core.errors import TranslationError
+from babelcap.core.version import __version__
+from babelcap.server.asgi import BodyLimit
 from babelcap.server.http_errors import openai_error
 from babelcap.server.translation.engine import TranslationEngine
 from babelcap.server.translation.languages import UnknownLanguageError
@@ -49,13 +51,13 @@ class LibreRequest(BaseModel):
     api_key: str | None = None
 
 
-def _error(request: Request, status: int, message: str, kind: str, code: str | None) -> Response:
-    if request.url.path in _LIBRE_PATHS:
+def _error(path: str, status: int, message: str, kind: str, code: str | None) -> Response:
+    if path in _LIBRE_PATHS:
         return JSONResponse({"error": message}, status_code=status)
     return openai_error(status, message, kind, code)
 
 
-def router(engine: TranslationEngine, model_id: str = "nllb") -> APIRouter:
+def router(engine: TranslationEngine, model_id: str = defaults.TRANSLATION_MODEL_ID) -> APIRouter:
     """The translation routes, bound to ``engine``."""
     routes = APIRouter()
 
@@ -114,36 +116,18 @@ def _name(code: str) -> str:
     return f"{script} ({code[4:]})"
 
 
-def _body_limit(limit: int) -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Any]:
-    async def middleware(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            return _error(
-                request,
-                413,
-                f"request body of {declared} bytes is over the {limit}-byte limit: send less "
-                "text per request, or raise --max-body-bytes",
-                "invalid_request_error",
-                "body_too_large",
-            )
-        return await call_next(request)
-
-    return middleware
-
-
 def install_error_handlers(app: FastAPI) -> None:
     """JSON errors with the right status: 400 for bad codes, bodies and texts."""
 
     @app.exception_handler(UnknownLanguageError)
     async def unknown_language(request: Request, error: UnknownLanguageError) -> Response:
-        response = _error(request, 400, str(error), "invalid_request_error", "unknown_language")
-        return response
+        path = request.url.path
+        return _error(path, 400, str(error), "invalid_request_error", "unknown_language")
 
     @app.exception_handler(TranslationError)
     async def translation_error(request: Request, error: TranslationError) -> Response:
-        return _error(request, 400, str(error), "invalid_request_error", "translation_error")
+        path = request.url.path
+        return _error(path, 400, str(error), "invalid_request_error", "translation_error")
 
     @app.exception_handler(RequestValidationError)
     async def invalid_body(request: Request, error: RequestValidationError) -> Response:
@@ -151,15 +135,24 @@ def install_error_handlers(app: FastAPI) -> None:
             f"{'.'.join(str(p) for p in e['loc'][1:]) or 'body'}: {e['msg']}"
             for e in error.errors()
         )
-        return _error(request, 400, f"invalid request: {problems}", "invalid_request_error", None)
+        message = f"invalid request: {problems}"
+        return _error(request.url.path, 400, message, "invalid_request_error", None)
 
 
 def create_app(
-    engine: TranslationEngine, *, max_body_bytes: int = 1_000_000, model_id: str = "nllb"
+    engine: TranslationEngine,
+    *,
+    max_body_bytes: int = defaults.TRANSLATION_MAX_BODY_BYTES,
+    model_id: str = defaults.TRANSLATION_MODEL_ID,
 ) -> FastAPI:
     """A stand-alone translation server (the gateway mounts :func:`router` instead)."""
-    app = FastAPI(title="babelcap translation", version="0.1.0")
-    app.middleware("http")(_body_limit(max_body_bytes))
+    app = FastAPI(title="babelcap translation", version=__version__)
+    app.add_middleware(
+        BodyLimit,
+        limit=max_body_bytes,
+        hint="send less text per request, or raise --max-body-bytes",
+        error_for=_error,
+    )
     install_error_handlers(app)
     app.include_router(router(engine, model_id))
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from babelcap.converters.tiny.nllb import template_sentences
-from babelcap.server.vllm_process import free_port
+from babelcap.server.process import free_port
 
 ROW = template_sentences()[-1]
 BODY_LIMIT = 20_000

@@ -79,3 +79,18 @@ def test_a_pooled_connection_closed_by_the_backend_is_retried_on_a_fresh_one() -
         return statuses
 
     assert asyncio.run(scenario()) == [200, 200, 200]
+
+
+def test_a_body_over_the_limit_is_refused_with_413_before_the_api_key_is_checked() -> None:
+    async def scenario() -> list[httpx.Response]:
+        app = create_gateway([], GatewayConfig(api_key="k", max_body_bytes=100))
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+            big = await client.post("/v1/chat/completions", content=b"x" * 101)
+            small = await client.post("/v1/chat/completions", content=b"x" * 100)
+        return [big, small]
+
+    big, small = asyncio.run(scenario())
+    assert big.status_code == 413 and big.json()["error"]["code"] == "body_too_large"
+    assert "101 bytes is over the 100-byte limit" in big.json()["error"]["message"]
+    assert small.status_code == 401
