@@ -22,7 +22,7 @@ typecheck: stack
 test: lint typecheck  ## lint, type-check and run every test, the real-vLLM ones included
 	$(PY) -m pytest
 
-tiny-models: stack  ## retrain the tiny stand-ins into converters/tiny/artifacts (about 15 min)
+tiny-models: stack  ## retrain the tiny stand-ins into babelcap/stand_ins (about 15 min)
 	$(VENV)/bin/babelcap tiny build
 
 tiny-check: stack

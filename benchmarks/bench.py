@@ -20,16 +20,11 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from babelcap.benchmarks.environment import environment
-from babelcap.benchmarks.load import (
-    Workload,
-    parse_size,
-    redact,
-    run_level,
-    sequential_level,
-    synthetic_media,
-)
+from babelcap.benchmarks.load import redact, run_level, sequential_level
 from babelcap.benchmarks.report import markdown, plots, table
+from babelcap.benchmarks.workload import Workload, synthetic_media
 from babelcap.client.store import write_json
+from babelcap.core import defaults
 from babelcap.core.errors import ConfigurationError
 from babelcap.core.settings import split_list
 
@@ -38,8 +33,9 @@ __all__ = ["BenchSettings", "run_bench"]
 BENCH_SCHEMA_VERSION = 1
 
 
-class BenchSettings(BaseSettings):
-    """Everything a benchmark run can be told (also as ``BABELCAP_BENCH_<NAME>``)."""
+class BenchSettings(BaseSettings, Workload):
+    """Everything a benchmark run can be told (also as ``BABELCAP_BENCH_<NAME>``): the workload
+    (benchmarks/settings.py), where to send it, and the load levels."""
 
     model_config = SettingsConfigDict(env_prefix="BABELCAP_BENCH_", extra="forbid")
 
@@ -49,24 +45,6 @@ class BenchSettings(BaseSettings):
         [], description="compare: the profiles to start in turn, e.g. tiny-cpu,tiny-cpu-bf16"
     )
     api_key: SecretStr | None = Field(None, description="server API key (never saved)")
-    media: Path | None = Field(None, description="a folder of your media (default: synthetic)")
-    images: int = Field(24, ge=0, description="synthetic images")
-    videos: int = Field(8, ge=0, description="synthetic videos")
-    image_size: str = Field("1024x768", description="synthetic image size WxH")
-    video_size: str = Field("320x240", description="synthetic video size WxH")
-    video_seconds: float = Field(4.0, gt=0, description="synthetic video length")
-    gop: int = Field(8, ge=1, description="synthetic video keyframe interval (frames)")
-    tasks: Annotated[list[str], NoDecode] = Field(
-        ["description", "tags", "sentiment", "ad"], description="tasks per asset"
-    )
-    languages: Annotated[list[str], NoDecode] = Field(
-        ["fra_Latn", "spa_Latn", "hin_Deva"], description="translation targets ('' for none)"
-    )
-    assets: int | None = Field(None, ge=1, description="measure this many assets per level")
-    duration_s: float | None = Field(
-        None, gt=0, description="or feed assets for this many seconds per level"
-    )
-    warmup: int = Field(2, ge=0, description="assets run before measuring (not counted)")
     concurrency: Annotated[list[int], NoDecode] = Field(
         [1, 4, 16], description="concurrency sweep: requests in flight"
     )
@@ -76,31 +54,16 @@ class BenchSettings(BaseSettings):
     skip_sequential: bool = Field(
         False, description="do not run the original sequential loop (no speed-up ratio)"
     )
-    seed: int = Field(0, description="seed of the synthetic media and the Poisson arrivals")
     output_dir: Path = Field(Path("out/bench"), description="where reports go")
     per_request: bool = Field(False, description="also save every request (requests.jsonl)")
-    startup_timeout_s: float = Field(900.0, gt=0, description="per started server")
+    startup_timeout_s: float = Field(
+        defaults.STARTUP_TIMEOUT_S, gt=0, description="per started server"
+    )
 
-    @field_validator("profiles", "tasks", "languages", "concurrency", mode="before")
+    @field_validator("profiles", "concurrency", mode="before")
     @classmethod
     def _lists(cls, value: Any) -> Any:
         return split_list(value)
-
-    @field_validator("image_size", "video_size")
-    @classmethod
-    def _sizes(cls, value: str) -> str:
-        parse_size(value)
-        return value
-
-    def workload(self) -> Workload:
-        """The workload these settings describe."""
-        return Workload(
-            media=self.media, images=self.images, videos=self.videos,
-            image_size=parse_size(self.image_size), video_size=parse_size(self.video_size),
-            video_seconds=self.video_seconds, gop=self.gop, tasks=tuple(self.tasks),
-            languages=tuple(self.languages), assets=self.assets, duration_s=self.duration_s,
-            warmup=self.warmup, seed=self.seed,
-        )  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -147,21 +110,20 @@ def _measure(settings: BenchSettings, base: str, name: str, folder: Path) -> dic
     from babelcap.client.config import CaptionSettings
     from babelcap.client.runner import caption
 
-    workload = settings.workload()
     key = settings.api_key.get_secret_value() if settings.api_key else None
     scratch = settings.output_dir / "scratch" / name
     scratch.mkdir(parents=True, exist_ok=True)
-    if workload.warmup:
+    if settings.warmup:
         from babelcap.client.runner import Hooks
 
-        warm = CaptionSettings(server=[base], api_key=key, tasks=list(workload.tasks),
-                               languages=list(workload.languages), output=scratch / "warmup.jsonl",
+        warm = CaptionSettings(server=[base], api_key=key, tasks=list(settings.tasks),
+                               languages=list(settings.languages), output=scratch / "warmup.jsonl",
                                overwrite=True, quiet=True)  # fmt: skip
-        asyncio.run(caption(warm, [str(folder)], Hooks(max_assets=workload.warmup)))
+        asyncio.run(caption(warm, [str(folder)], Hooks(max_assets=settings.warmup)))
     profile: dict[str, Any] = {"name": name, "server": base, "levels": [], "requests": []}
     if not settings.skip_sequential:
         sys.stderr.write(f"bench {name}: sequential loop\n")
-        profile["sequential"] = sequential_level(base, folder, workload, key)
+        profile["sequential"] = sequential_level(base, folder, settings, key)
     loads: list[tuple[int, float | None]] = [(c, None) for c in settings.concurrency]
     if settings.rate:
         loads.append((max(settings.concurrency), settings.rate))
@@ -172,7 +134,7 @@ def _measure(settings: BenchSettings, base: str, name: str, folder: Path) -> dic
             run_level(
                 base,
                 folder,
-                workload,
+                settings,
                 concurrency=concurrency,
                 rate=rate,
                 api_key=key,
@@ -204,14 +166,13 @@ def run_bench(settings: BenchSettings, compare: bool = False) -> dict[str, Any]:
         raise ConfigurationError("bench compare needs --profiles A,B (two or more)")
     if compare and settings.server:
         raise ConfigurationError("bench compare starts its own servers: drop --server")
-    workload = settings.workload()
     out = settings.output_dir
     if settings.media is not None:
         if not settings.media.is_dir():
             raise ConfigurationError(f"--media {settings.media} is not a folder")
         folder = settings.media
     else:
-        folder = synthetic_media(workload, out / "media")
+        folder = synthetic_media(settings, out / "media")
     targets: list[str | None] = list(settings.profiles) if compare else [None]
     profiles = []
     for profile in targets:
@@ -219,20 +180,12 @@ def run_bench(settings: BenchSettings, compare: bool = False) -> dict[str, Any]:
         with _target(settings, profile, out / "logs" / (profile or "run")) as base:
             profiles.append(_measure(settings, base, name, folder))
     requests = [r for p in profiles for r in p.pop("requests")]
-    summary = (f"{'your media in ' + str(folder) if settings.media else 'synthetic: '}"
-               + ("" if settings.media else f"{workload.images} images {settings.image_size}, "
-                  f"{workload.videos} videos {settings.video_size} {workload.video_seconds:g} s "
-                  f"(GOP {workload.gop})")
-               + f"; tasks {', '.join(workload.tasks)}; languages "
-               f"{', '.join(workload.languages) or 'none'}; "
-               + (f"{workload.assets} assets" if workload.assets else "every asset")
-               + f" per level; warm-up {workload.warmup}; seed {workload.seed}")  # fmt: skip
     result = {
         **environment(),
         "schema_version": BENCH_SCHEMA_VERSION,
         "benchmark": "babelcap bench" + (" compare" if compare else ""),
         "config": redact(settings.model_dump()),
-        "workload_summary": summary,
+        "workload_summary": settings.describe(),
         "profiles": profiles,
     }
     write_json(out / "bench.json", result)

@@ -4,7 +4,8 @@
 The client runs as its own process (the real command line); its peak RSS is VmHWM of the main
 process, and of its decoding workers separately. Both counts run against the same server.
 
-    python -m benchmarks.caption_memory [--counts 1000,10000] [--output out/bench-memory.json]
+    python -m babelcap.benchmarks.caption_memory [--counts 1000,10000]
+        [--output out/bench-memory.json]
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ a 2 s GOP); ``--image-size 640x480 --video-size 320x240`` measures small media i
 The two are run alternately (--rounds), the median of each is reported, and the ratio is of
 assets/s measured side by side in this one run.
 
-    python -m benchmarks.caption_throughput [--images 96] [--videos 32] [--rounds 2]
+    python -m babelcap.benchmarks.caption_throughput [--images 96] [--videos 32] [--rounds 2]
 """
 
 from __future__ import annotations
@@ -28,35 +28,14 @@ from pathlib import Path
 from typing import Any
 
 from babelcap.benchmarks.environment import save_report
-from babelcap.benchmarks.load import original_loop, parse_size
+from babelcap.benchmarks.load import original_loop
+from babelcap.benchmarks.workload import Workload, synthetic_media
 
-COLOURS = ["red", "green", "blue", "yellow", "orange", "purple", "white", "black"]
-
-
-def make_media(
-    folder: Path, images: int, videos: int, image_size: tuple[int, int],
-    video_size: tuple[int, int], video_seconds: float,
-) -> list[Path]:  # fmt: skip
-    """Distinct textured images (JPEG, quality 90) and clips (H.264, 24 fps, 2 s GOP) whose
-    dominant colours the tiny models name; cached in ``folder``."""
-    from babelcap.benchmarks.synthetic import write_image, write_video
-    from babelcap.core.artifacts import STAND_IN_COLOURS as RGB
-
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i in range(images):
-        path = folder / f"image-{i:03}.jpg"
-        if not path.exists():
-            write_image(path, image_size, RGB[COLOURS[i % 8]], textured=True, seed=i, quality=90)
-        paths.append(path)
-    for i in range(videos):
-        path = folder / f"video-{i:03}.mp4"
-        if not path.exists():
-            names = [COLOURS[(i + k) % 8] for k in range(4)]
-            write_video(path, [RGB[n] for n in names], seconds_each=video_seconds / 4, fps=24,
-                        size=video_size, gop=48, textured=True)  # fmt: skip
-        paths.append(path)
-    return paths
+#: Typical ad creatives: 1920x1080 JPEG images; 8 s 1280x720 H.264 clips, 24 fps, 2 s GOP.
+TYPICAL_ADS = Workload(
+    images=96, videos=32, image_size="1920x1080", video_size="1280x720", video_seconds=8.0,
+    fps=24, gop=48, textured=True,
+)  # fmt: skip
 
 
 def babelcap_run(
@@ -95,11 +74,16 @@ def _row(label: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _bench(base: str, args: argparse.Namespace) -> dict[str, Any]:
-    image_size, video_size = parse_size(args.image_size), parse_size(args.video_size)
-    folder = Path(args.media) / f"{args.image_size}-{args.video_size}-{args.video_seconds:g}s"
-    paths = make_media(folder, args.images, args.videos, image_size, video_size,
-                       args.video_seconds)  # fmt: skip
-    languages = [c for c in args.languages.split(",") if c]
+    workload = Workload.model_validate(
+        TYPICAL_ADS.model_dump() | {
+            "images": args.images, "videos": args.videos, "image_size": args.image_size,
+            "video_size": args.video_size, "video_seconds": args.video_seconds,
+            "languages": args.languages,
+        }
+    )  # fmt: skip
+    folder = synthetic_media(workload, Path(args.media))
+    paths = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+    languages = workload.languages
     out = Path(args.output).with_suffix(".results.jsonl")
     # Warm-up (not measured): every model and the translator once.
     original_loop(base, [paths[0], paths[-1]], ["description"], languages[:1])
@@ -108,8 +92,7 @@ def _bench(base: str, args: argparse.Namespace) -> dict[str, Any]:
         original.append(original_loop(base, paths, ["description"], languages))
         ours.append(babelcap_run(base, paths, languages, ["description"], args.concurrency, out))
     for _ in range(args.rounds):
-        tasks = ["description", "tags", "sentiment", "ad"]
-        ours_all.append(babelcap_run(base, paths, languages, tasks, args.concurrency, out))
+        ours_all.append(babelcap_run(base, paths, languages, workload.tasks, args.concurrency, out))
     rows = [
         _row("original sequential loop (description)", original),
         _row("babelcap caption (description)", ours),
@@ -124,12 +107,13 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--server", help="a running babelcap server (default: start tiny-cpu)")
-    parser.add_argument("--images", type=int, default=96)
-    parser.add_argument("--videos", type=int, default=32)
-    parser.add_argument("--image-size", default="1920x1080", help="a typical web ad creative")
-    parser.add_argument("--video-size", default="1280x720")
-    parser.add_argument("--video-seconds", type=float, default=8.0)
-    parser.add_argument("--languages", default="fra_Latn,spa_Latn,hin_Deva")
+    ads = TYPICAL_ADS
+    parser.add_argument("--images", type=int, default=ads.images)
+    parser.add_argument("--videos", type=int, default=ads.videos)
+    parser.add_argument("--image-size", default=ads.image_size, help="a typical web ad creative")
+    parser.add_argument("--video-size", default=ads.video_size)
+    parser.add_argument("--video-seconds", type=float, default=ads.video_seconds)
+    parser.add_argument("--languages", default=",".join(ads.languages))
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--media", default="out/bench-media/caption")

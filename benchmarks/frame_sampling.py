@@ -9,7 +9,8 @@ real footage costs), both methods pick the same N frames uniformly in time:
 
 Each run is a fresh process measured by its own CPU time (user + system), median of --repeats.
 
-    python -m benchmarks.frame_sampling [--frames 8] [--repeats 3] [--output out/bench-frames.json]
+    python -m babelcap.benchmarks.frame_sampling [--frames 8] [--repeats 3]
+        [--output out/bench-frames.json]
 """
 
 from __future__ import annotations

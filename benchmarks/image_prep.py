@@ -11,7 +11,7 @@ ViT-L/336):
 CPU milliseconds are the median of --repeats runs in one process (after a warm-up); peak memory
 is each method's own fresh process ``ru_maxrss`` minus that of the same process before it ran.
 
-    python -m benchmarks.image_prep [--repeats 15] [--output out/bench-images.json]
+    python -m babelcap.benchmarks.image_prep [--repeats 15] [--output out/bench-images.json]
 """
 
 from __future__ import annotations

@@ -1,7 +1,6 @@
-"""Workloads and load shapes for ``babelcap bench``.
+"""Load shapes for ``babelcap bench`` (the workload is declared in benchmarks/workload.py).
 
-A workload is a folder of media (yours, or synthetic media generated here, seeded) plus the
-tasks and languages of a real run. A load level drives the real ``babelcap caption`` client
+A load level drives the real ``babelcap caption`` client
 (``client.runner.caption``) with a concurrency limit, optionally feeding assets as a Poisson
 process, for a number of assets or a duration, and records every request and asset through
 the runner's hooks. The vLLM backends' own counters are scraped before and after each level
@@ -15,10 +14,7 @@ import base64
 import contextlib
 import io
 import json
-import shutil
-import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,77 +22,14 @@ import httpx
 
 from babelcap.benchmarks.environment import nvidia_smi
 from babelcap.benchmarks.metrics import LevelMetrics, RequestSample, prometheus_values
+from babelcap.benchmarks.workload import Workload
 from babelcap.client.config import CaptionSettings
-from babelcap.client.requests import Completion
+from babelcap.client.records import ResultRecord
+from babelcap.client.requests import Completion, by_role, media_hints, role_of
 from babelcap.client.runner import Hooks, caption
+from babelcap.core import defaults
 
-__all__ = [
-    "Workload", "original_loop", "parse_size", "redact", "run_level", "sequential_level",
-    "synthetic_media",
-]  # fmt: skip
-
-_NAMES = ["red", "green", "blue", "yellow", "orange", "purple", "white", "black"]
-
-
-@dataclass(frozen=True)
-class Workload:
-    """What to send: media, tasks, languages, how much, and the seed."""
-
-    media: Path | None = None
-    images: int = 24
-    videos: int = 8
-    image_size: tuple[int, int] = (1024, 768)
-    video_size: tuple[int, int] = (320, 240)
-    video_seconds: float = 4.0
-    gop: int = 8
-    tasks: tuple[str, ...] = ("description", "tags", "sentiment", "ad")
-    languages: tuple[str, ...] = ("fra_Latn", "spa_Latn", "hin_Deva")
-    assets: int | None = None
-    duration_s: float | None = None
-    warmup: int = 2
-    seed: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """``"1024x768"`` -> (1024, 768)."""
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError as error:
-        raise ValueError(f"{text!r} is not WIDTHxHEIGHT") from error
-    return width, height
-
-
-def synthetic_media(workload: Workload, root: Path) -> Path:
-    """Seeded images and videos (colour segments the tiny models can name), cached by their
-    parameters under ``root``."""
-    from babelcap.benchmarks.synthetic import write_image, write_video
-    from babelcap.core.artifacts import STAND_IN_COLOURS as COLOURS
-
-    key = (f"i{workload.images}-{workload.image_size[0]}x{workload.image_size[1]}-"
-           f"v{workload.videos}-{workload.video_size[0]}x{workload.video_size[1]}-"
-           f"{workload.video_seconds:g}s-g{workload.gop}-s{workload.seed}")  # fmt: skip
-    folder = root / key
-    if (folder / ".complete").exists():
-        return folder
-    root.mkdir(parents=True, exist_ok=True)
-    partial = Path(tempfile.mkdtemp(prefix=".partial-", dir=root))
-    for i in range(workload.images):
-        colour = _NAMES[(i + workload.seed) % len(_NAMES)]
-        write_image(partial / f"image-{i:04}.jpg", workload.image_size, COLOURS[colour],
-                    textured=True, seed=workload.seed * 100_003 + i, quality=90)  # fmt: skip
-    per_segment = workload.video_seconds / 4
-    for i in range(workload.videos):
-        names = [_NAMES[(i + k + workload.seed) % len(_NAMES)] for k in range(4)]
-        write_video(
-            partial / f"video-{i:04}.mp4", [COLOURS[n] for n in names],
-            seconds_each=per_segment, fps=8, size=workload.video_size, gop=workload.gop,
-        )  # fmt: skip
-    (partial / ".complete").write_text("", encoding="utf-8")
-    if folder.exists():
-        shutil.rmtree(folder)
-    partial.rename(folder)
-    return folder
+__all__ = ["original_loop", "redact", "run_level", "sequential_level"]
 
 
 async def _scrape(client: httpx.AsyncClient, base: str, models: list[str]) -> dict[str, Any]:
@@ -186,10 +119,10 @@ async def run_level(
     server-side figures (counter deltas and gauge peaks)."""
     metrics = LevelMetrics()
 
-    def observe(record: dict[str, Any], completions: dict[str, Completion]) -> None:
+    def observe(record: ResultRecord, completions: dict[str, Completion]) -> None:
         metrics.assets.append(record)
         for task, done in completions.items():
-            sample = RequestSample.from_completion(record["path"], task, record["model"], done)
+            sample = RequestSample.from_completion(record.path, task, record.model or "", done)
             metrics.requests.append(sample)
 
     settings = CaptionSettings(
@@ -200,9 +133,7 @@ async def run_level(
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     async with httpx.AsyncClient(headers=headers, timeout=30) as client:
         listed = (await client.get(f"{base}/v1/models")).json()["data"]
-        models = [
-            m["id"] for m in listed if (m.get("babelcap") or {}).get("role") in ("image", "video")
-        ]
+        models = [m["id"] for m in listed if role_of(m) in ("image", "video")]
         before = await _scrape(client, base, models)
         stop, peaks = asyncio.Event(), dict[str, float]()
         sampler = asyncio.create_task(_sample(client, base, models, peaks, stop))
@@ -224,7 +155,7 @@ def _naive_image(path: Path) -> str:
 
     image = Image.open(path).convert("RGB")
     buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=90)
+    image.save(buffer, "JPEG", quality=defaults.JPEG_QUALITY)
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
@@ -234,7 +165,7 @@ def _naive_video(path: Path, count: int) -> str:
     frames = []
     for image in decode_everything(path, count):
         buffer = io.BytesIO()
-        image.save(buffer, "JPEG", quality=90)
+        image.save(buffer, "JPEG", quality=defaults.JPEG_QUALITY)
         frames.append(base64.b64encode(buffer.getvalue()).decode())
     return "data:video/jpeg;base64," + ",".join(frames)
 
@@ -254,8 +185,8 @@ def original_loop(
     started = time.perf_counter()
     with httpx.Client(timeout=600, headers=headers) as client:
         listed = client.get(f"{base}/v1/models").json()["data"]
-        roles = {(m.get("babelcap") or {}).get("role"): m for m in listed}
-        frames = roles["video"]["babelcap"]["media"]["frames"] if "video" in roles else 8
+        roles = by_role(listed)
+        frames = media_hints(roles.get("video")).get("frames", defaults.VIDEO_FRAMES)
         for path in paths:
             kind = "video" if path.suffix in (".mp4", ".mkv", ".webm") else "image"
             if kind == "image":

@@ -16,20 +16,16 @@ Distributions: mean, p50, p90, p99 (nearest-rank on the sorted values).
 from __future__ import annotations
 
 import itertools
-import math
 import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from babelcap.client.records import ResultRecord
 from babelcap.client.requests import Completion
+from babelcap.client.stats import nearest_rank
 
 __all__ = ["Distribution", "LevelMetrics", "RequestSample", "distribution", "prometheus_values"]
-
-
-def _nearest_rank(ordered: list[float], q: float) -> float:
-    index = max(0, math.ceil(q / 100 * len(ordered)) - 1)
-    return ordered[index]
 
 
 @dataclass(frozen=True)
@@ -53,9 +49,9 @@ def distribution(values: Iterable[float]) -> Distribution:
     return Distribution(
         count=len(ordered),
         mean=statistics.fmean(ordered),
-        p50=_nearest_rank(ordered, 50),
-        p90=_nearest_rank(ordered, 90),
-        p99=_nearest_rank(ordered, 99),
+        p50=nearest_rank(ordered, 50),
+        p90=nearest_rank(ordered, 90),
+        p99=nearest_rank(ordered, 99),
         min=ordered[0],
         max=ordered[-1],
     )
@@ -92,20 +88,18 @@ class LevelMetrics:
     """Everything measured at one load level."""
 
     requests: list[RequestSample] = field(default_factory=list)
-    assets: list[dict[str, Any]] = field(default_factory=list)
+    assets: list[ResultRecord] = field(default_factory=list)
     wall_s: float = 0.0
 
     def summary(self) -> dict[str, Any]:
         """The figures of this level (see the module docstring for definitions)."""
         requests, assets = self.requests, self.assets
-        errors = sum(a["status"] != "ok" for a in assets)
+        errors = sum(a.status != "ok" for a in assets)
         output_tokens = sum(r.output_tokens for r in requests)
         wall = self.wall_s or float("nan")
 
         def parts(name: str) -> Distribution:
-            return distribution(
-                a["timings"][name] for a in assets if name in (a.get("timings") or {})
-            )
+            return distribution(a.timings[name] for a in assets if name in a.timings)
 
         return {
             "assets": len(assets),
@@ -125,7 +119,7 @@ class LevelMetrics:
             "output_tokens_per_request": distribution(r.output_tokens for r in requests).__dict__,
             "prompt_tokens_per_request": distribution(r.prompt_tokens for r in requests).__dict__,
             "media_tokens": None,  # vLLM's usage counts them inside prompt_tokens
-            "asset_latency_s": distribution(a["seconds"] for a in assets).__dict__,
+            "asset_latency_s": distribution(a.seconds for a in assets).__dict__,
             "asset_prepare_s": parts("prepare_s").__dict__,
             "asset_inference_s": parts("inference_s").__dict__,
             "asset_translation_s": parts("translation_s").__dict__,

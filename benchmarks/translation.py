@@ -4,7 +4,7 @@ Runs on a random-weight model with NLLB-200-distilled-600M's real dimensions (d_
 12+12 layers, 16 heads, FFN 4096, vocabulary 256,206: 615M parameters), built locally, so no
 download is needed. Output lengths are forced (min = max) so every engine does the same work.
 
-    python -m benchmarks.translation [--threads 2] [--output out/bench-translation.json]
+    python -m babelcap.benchmarks.translation [--threads 2] [--output out/bench-translation.json]
 
 Cases:
 1. greedy, batch 32 and batch 1: 25 source tokens, exactly 30 output tokens (code included);

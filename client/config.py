@@ -77,9 +77,13 @@ class CaptionSettings(BaseSettings):
     request_timeout_s: float = Field(
         defaults.REQUEST_TIMEOUT_S, gt=0, description="limit for one request"
     )
-    max_retries: int = Field(6, ge=0, description="retries of 408/409/429/500 and timeouts")
+    max_retries: int = Field(
+        defaults.MAX_RETRIES, ge=0, description="retries of 408/409/429/500 and timeouts"
+    )
     unavailable_timeout_s: float = Field(
-        300.0, gt=0, description="stop the run when no server has answered for this long"
+        defaults.UNAVAILABLE_TIMEOUT_S,
+        gt=0,
+        description="stop the run when no server has answered for this long",
     )
     include_hidden: bool = Field(False, description="also caption hidden files and folders")
     files_from: Path | None = Field(None, description="read more paths from this file, one a line")

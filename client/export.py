@@ -13,60 +13,88 @@ from __future__ import annotations
 import csv
 import json
 import statistics
+import typing
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from babelcap.client.records import ResultRecord
 from babelcap.client.store import atomic_path, read_records, write_json
 from babelcap.core.errors import ConfigurationError
+from babelcap.core.settings import POSITIONAL
 
-__all__ = ["FORMATS", "export"]
+__all__ = ["FORMATS", "ExportSettings", "Format", "export"]
 
-FORMATS = ("seed-json", "csv", "parquet")
+Format = Literal["seed-json", "csv", "parquet"]
+FORMATS: tuple[Format, ...] = typing.get_args(Format)
+_SUFFIXES: dict[Format, str] = {"seed-json": ".json", "csv": ".csv", "parquet": ".parquet"}
+
+
+class ExportSettings(BaseSettings):
+    """``babelcap export`` (also as ``BABELCAP_EXPORT_<NAME>``)."""
+
+    model_config = SettingsConfigDict(env_prefix="BABELCAP_EXPORT_", extra="forbid")
+
+    results: Path = Field(
+        description="the JSONL file written by babelcap caption", json_schema_extra=POSITIONAL
+    )
+    format: Format = Field(description="seed-json, csv or parquet")
+    output: Path | None = Field(
+        None, description="file to write (default: results name + .json/.csv/...)"
+    )
+
+    def destination(self) -> Path:
+        """``output``, else the results file's name with the format's suffix."""
+        return self.output or self.results.with_suffix(_SUFFIXES[self.format])
+
+
 _VIDEO_KEYS = ("duration", "fps", "frame_count", "width", "height", "sampled_timestamps", "size")
 
 
-def _seed_item(record: dict[str, Any]) -> dict[str, Any]:
-    tasks = record.get("tasks") or {}
-    timings = record.get("timings") or {}
+def _seed_item(record: ResultRecord) -> dict[str, Any]:
+    tasks = record.tasks
+    timings = record.timings
+    description = tasks.get("description")
     item: dict[str, Any] = {
-        "file": Path(record["path"]).name,
-        "path": record["path"],
-        "type": record["kind"],
-        "model": record.get("model"),
-        "description_english": (tasks.get("description") or {}).get("text"),
+        "file": Path(record.path).name,
+        "path": record.path,
+        "type": record.kind,
+        "model": record.model,
+        "description_english": description.text if description else None,
     }
-    for language, texts in (record.get("translations") or {}).items():
+    for language, texts in record.translations.items():
         if "description" in texts:
             item[f"translation_{language}"] = texts["description"]
-        for task, text in texts.items():
-            if task != "description":
-                item[f"{task}_translation_{language}"] = text
+        for name, text in texts.items():
+            if name != "description":
+                item[f"{name}_translation_{language}"] = text
     for name, task in tasks.items():
         if name == "description":
             continue
-        item[name] = task.get("tags", task.get("text"))
+        item[name] = task.tags if task.tags is not None else task.text
     item |= {
-        "generated_tokens": sum(t.get("completion_tokens", 0) for t in tasks.values()),
-        "prompt_tokens": sum(t.get("prompt_tokens", 0) for t in tasks.values()),
+        "generated_tokens": sum(t.completion_tokens for t in tasks.values()),
+        "prompt_tokens": sum(t.prompt_tokens for t in tasks.values()),
         "preprocessing_time": timings.get("prepare_s"),
         "inference_time": timings.get("inference_s"),
         "translation_time": timings.get("translation_s"),
-        "total_time": record.get("seconds"),
+        "total_time": record.seconds,
     }
-    if record["kind"] == "video":
-        media = record.get("media") or {}
-        item["video_metadata"] = {key: media.get(key) for key in _VIDEO_KEYS}
+    if record.kind == "video":
+        item["video_metadata"] = {key: record.media.get(key) for key in _VIDEO_KEYS}
     return item
 
 
-def _seed_json(records: list[dict[str, Any]], summary: dict[str, Any] | None) -> dict[str, Any]:
-    done = [r for r in records if r.get("status") == "ok"]
-    times = [r["seconds"] for r in done if isinstance(r.get("seconds"), int | float)]
+def _seed_json(records: list[ResultRecord], summary: dict[str, Any] | None) -> dict[str, Any]:
+    done = [r for r in records if r.status == "ok"]
+    times = [r.seconds for r in done]
     temperatures = sorted(
-        {t.get("temperature") for r in done for t in (r.get("tasks") or {}).values()} - {None}
+        {t.temperature for r in done for t in r.tasks.values() if t.temperature is not None}
     )
     stats = {
-        "model": ", ".join(sorted({r["model"] for r in done if r.get("model")})) or None,
+        "model": ", ".join(sorted({r.model for r in done if r.model})) or None,
         "temperature": temperatures[0] if len(temperatures) == 1 else temperatures or None,
         "total_batch_time": summary["seconds"] if summary else round(sum(times), 3),
         "count": len(done),
@@ -77,16 +105,16 @@ def _seed_json(records: list[dict[str, Any]], summary: dict[str, Any] | None) ->
     return {"descriptions": [_seed_item(r) for r in done], "stats": stats}
 
 
-def _row(record: dict[str, Any]) -> dict[str, Any]:
-    media = record.get("media") or {}
-    error = record.get("error") or {}
+def _row(record: ResultRecord) -> dict[str, Any]:
+    media = record.media
+    error = record.error
     row: dict[str, Any] = {
-        "path": record["path"],
-        "kind": record["kind"],
-        "status": record["status"],
-        "error_kind": error.get("kind"),
-        "error_message": error.get("message"),
-        "model": record.get("model"),
+        "path": record.path,
+        "kind": record.kind,
+        "status": record.status,
+        "error_kind": error.kind if error else None,
+        "error_message": error.message if error else None,
+        "model": record.model,
         "size": media.get("size"),
         "width": media.get("width"),
         "height": media.get("height"),
@@ -94,17 +122,17 @@ def _row(record: dict[str, Any]) -> dict[str, Any]:
         "fps": media.get("fps"),
         "frame_count": media.get("frame_count"),
     }
-    for name, task in (record.get("tasks") or {}).items():
-        row[f"{name}_text"] = task.get("text")
-        if "tags" in task:
-            row[name] = task["tags"]
-        row[f"{name}_completion_tokens"] = task.get("completion_tokens")
-        row[f"{name}_ttft_s"] = task.get("ttft_s")
-        row[f"{name}_latency_s"] = task.get("latency_s")
-    for language, texts in (record.get("translations") or {}).items():
-        for task, text in texts.items():
-            row[f"{task}_{language}"] = text
-    row["seconds"] = record.get("seconds")
+    for name, task in record.tasks.items():
+        row[f"{name}_text"] = task.text
+        if task.tags is not None:
+            row[name] = task.tags
+        row[f"{name}_completion_tokens"] = task.completion_tokens
+        row[f"{name}_ttft_s"] = task.ttft_s
+        row[f"{name}_latency_s"] = task.latency_s
+    for language, texts in record.translations.items():
+        for name, text in texts.items():
+            row[f"{name}_{language}"] = text
+    row["seconds"] = record.seconds
     return row
 
 
@@ -118,9 +146,8 @@ def export(results: Path, fmt: str, output: Path) -> int:
         raise ConfigurationError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if not results.is_file():
         raise ConfigurationError(f"{results} is not a results file (from babelcap caption)")
-    records = read_records(results)
     # A resumed run may have superseded records: the last one for a path wins.
-    records = list({r["path"]: r for r in records if "path" in r and "kind" in r}.values())
+    records = list({r.path: r for r in read_records(results)}.values())
     if fmt == "seed-json":
         summary_file = results.with_name(results.name + ".summary.json")
         summary = json.loads(summary_file.read_text("utf-8")) if summary_file.exists() else None

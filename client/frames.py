@@ -27,6 +27,7 @@ from typing import Any
 import av
 from PIL import Image
 
+from babelcap.core import defaults
 from babelcap.core.errors import MediaDecodeError
 
 __all__ = ["PreparedVideo", "sample_frames"]
@@ -167,7 +168,11 @@ def _to_jpeg(frame: av.VideoFrame, short_side: int, quality: int) -> tuple[bytes
 
 
 def sample_frames(
-    path: Path, count: int = 8, *, short_side: int = 336, quality: int = 90
+    path: Path,
+    count: int = defaults.VIDEO_FRAMES,
+    *,
+    short_side: int = defaults.VIDEO_FRAME_SIZE,
+    quality: int = defaults.JPEG_QUALITY,
 ) -> PreparedVideo:
     """``count`` frames of ``path`` sampled uniformly in time, as JPEGs, with metadata."""
     if count < 1:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from babelcap.core import defaults
 from babelcap.core.errors import MediaDecodeError
 
 __all__ = ["PreparedImage", "prepare_image", "target_size", "to_rgb"]
@@ -81,10 +82,10 @@ def to_rgb(image: Image.Image) -> Image.Image:
 def prepare_image(
     path: Path,
     *,
-    tile_size: int = 560,
-    max_tiles: int = 4,
-    max_pixels: int = 90_000_000,
-    quality: int = 90,
+    tile_size: int = defaults.IMAGE_TILE_SIZE,
+    max_tiles: int = defaults.IMAGE_MAX_TILES,
+    max_pixels: int = defaults.MAX_PIXELS,
+    quality: int = defaults.JPEG_QUALITY,
 ) -> PreparedImage:
     """Decode ``path`` and return it as a JPEG of the size the image model uses."""
     try:

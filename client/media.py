@@ -19,7 +19,8 @@ from typing import Any
 
 import pebble
 
-from babelcap.core.errors import MediaDecodeError
+from babelcap.core import defaults
+from babelcap.core.errors import DecodeTimeoutError, MediaDecodeError
 
 __all__ = ["MediaOptions", "MediaPool", "Prepared", "prepare"]
 
@@ -28,12 +29,12 @@ __all__ = ["MediaOptions", "MediaPool", "Prepared", "prepare"]
 class MediaOptions:
     """How media is prepared for the models (from the server's hints and the settings)."""
 
-    tile_size: int = 560
-    max_tiles: int = 4
-    frames: int = 8
-    frame_size: int = 336
-    max_pixels: int = 90_000_000
-    quality: int = 90
+    tile_size: int = defaults.IMAGE_TILE_SIZE
+    max_tiles: int = defaults.IMAGE_MAX_TILES
+    frames: int = defaults.VIDEO_FRAMES
+    frame_size: int = defaults.VIDEO_FRAME_SIZE
+    max_pixels: int = defaults.MAX_PIXELS
+    quality: int = defaults.JPEG_QUALITY
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,7 @@ class MediaPool:
         try:
             result: Prepared = await asyncio.wrap_future(future)
         except concurrent.futures.TimeoutError as error:
-            raise MediaDecodeError(
+            raise DecodeTimeoutError(
                 f"{path}: decoding took longer than {self.timeout_s:.0f} s and was stopped; "
                 "raise --decode-timeout-s for very large files"
             ) from error

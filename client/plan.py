@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from babelcap.client.config import CaptionSettings
 from babelcap.client.media import MediaOptions
-from babelcap.client.requests import ServerPool
+from babelcap.client.requests import ServerPool, by_role, media_hints
 from babelcap.core.errors import ConfigurationError
 from babelcap.prompts import TaskPrompt, load_prompts
 
@@ -27,22 +27,18 @@ class Models:
 async def choose_models(pool: ServerPool, settings: CaptionSettings) -> Models:
     """Image and video models from the servers' ``/v1/models`` (babelcap lists each model's role
     and media hints), unless named in the settings."""
-    listed = {model["id"]: model for model in await pool.models()}
+    listed = await pool.models()
+    served = {entry["id"]: entry for entry in listed}
+    roles = by_role(listed)
     chosen: dict[str, tuple[str | None, dict[str, int]]] = {}
     for role, explicit in (("image", settings.image_model), ("video", settings.video_model)):
-        name = explicit
-        if name is None:
-            name = next(
-                (i for i, m in listed.items() if (m.get("babelcap") or {}).get("role") == role),
-                None,
-            )
-        elif name not in listed:
+        if explicit is not None and explicit not in served:
             raise ConfigurationError(
-                f"--{role}-model {name!r} is not served by {', '.join(pool.urls)}; served: "
-                f"{', '.join(listed) or 'none'}"
+                f"--{role}-model {explicit!r} is not served by {', '.join(pool.urls)}; served: "
+                f"{', '.join(served) or 'none'}"
             )
-        hints = ((listed.get(name) or {}).get("babelcap") or {}).get("media") or {} if name else {}
-        chosen[role] = (name, hints)
+        entry = served[explicit] if explicit is not None else roles.get(role)
+        chosen[role] = (entry["id"] if entry else None, media_hints(entry))
     base = MediaOptions(max_pixels=settings.max_pixels, quality=settings.jpeg_quality)
     image_hints, video_hints = chosen["image"][1], chosen["video"][1]
     return Models(

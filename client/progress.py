@@ -7,7 +7,6 @@ nothing until the summary.
 
 from __future__ import annotations
 
-import math
 import statistics
 import sys
 import time
@@ -17,14 +16,10 @@ from typing import IO, Any
 
 from tqdm import tqdm
 
+from babelcap.client.records import ResultRecord
+from babelcap.client.stats import nearest_rank
+
 __all__ = ["Progress", "RunStats"]
-
-
-def _percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)  # nearest rank, as babelcap bench reports them
-    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
 
 
 @dataclass
@@ -46,22 +41,23 @@ class RunStats:
         """Assets recorded in this run."""
         return self.ok + sum(self.errors.values())
 
-    def add(self, record: dict[str, Any]) -> None:
+    def add(self, record: ResultRecord) -> None:
         """Count one written record."""
-        self.kinds[record["kind"] or "unknown"] += 1
-        if record["status"] == "ok":
+        self.kinds[record.kind or "unknown"] += 1
+        if record.error is None:
             self.ok += 1
         else:
-            self.errors[record["error"]["kind"]] += 1
-        for task in (record.get("tasks") or {}).values():
-            self.output_tokens += task.get("completion_tokens", 0)
-            self.prompt_tokens += task.get("prompt_tokens", 0)
-        self.latencies.append(record["seconds"])
+            self.errors[record.error.kind] += 1
+        for task in record.tasks.values():
+            self.output_tokens += task.completion_tokens
+            self.prompt_tokens += task.prompt_tokens
+        self.latencies.append(record.seconds)
 
     def summary(self, skipped: Counter[str], output: str) -> dict[str, Any]:
         """Every figure, as saved in ``<output>.summary.json``."""
         elapsed = time.monotonic() - self.started
-        p50, p90 = _percentile(self.latencies, 50), _percentile(self.latencies, 90)
+        ordered = sorted(self.latencies)
+        p50, p90 = nearest_rank(ordered, 50), nearest_rank(ordered, 90)
         return {
             "output": output,
             "assets": self.finished,
@@ -137,7 +133,7 @@ class Progress:
             self.bar.total = total
             self.bar.refresh()
 
-    def update(self, record: dict[str, Any] | None = None, *, resumed: bool = False) -> None:
+    def update(self, record: ResultRecord | None = None, *, resumed: bool = False) -> None:
         """After each record (or each asset skipped as already done)."""
         stats = self.stats
         elapsed = max(1e-9, time.monotonic() - stats.started)

@@ -5,6 +5,8 @@
   failed sits out its backoff.
 - Chat completions are streamed, so time to first token (TTFT) is measured; token counts come
   from the server's own usage report.
+- A request that times out on every attempt raises :class:`RequestTimeoutError` (its record's
+  error kind is ``timeout``); other failures raise :class:`RequestFailedError` (``request``).
 - :func:`retry_delay` is the one retry policy: connection errors, 408, 409, 429 and 5xx are
   retried with jittered exponential backoff (0.5 s to 8 s) honouring ``Retry-After``; other 4xx
   never are. "Server unavailable" failures (connection refused, 502/503/504) are retried until
@@ -26,9 +28,18 @@ from typing import Any, TypeVar
 
 import httpx
 
-from babelcap.core.errors import RequestFailedError, ServerUnavailableError
+from babelcap.core import defaults
+from babelcap.core.errors import RequestFailedError, RequestTimeoutError, ServerUnavailableError
 
-__all__ = ["Completion", "RetryPolicy", "ServerPool", "retry_delay"]
+__all__ = [
+    "Completion",
+    "RetryPolicy",
+    "ServerPool",
+    "by_role",
+    "media_hints",
+    "retry_delay",
+    "role_of",
+]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -41,10 +52,10 @@ _RETRIED = {408, 409, 429, 500} | _UNAVAILABLE
 class RetryPolicy:
     """How failed requests are retried."""
 
-    max_retries: int = 6
+    max_retries: int = defaults.MAX_RETRIES
     initial_delay_s: float = 0.5
     max_delay_s: float = 8.0
-    unavailable_timeout_s: float = 300.0
+    unavailable_timeout_s: float = defaults.UNAVAILABLE_TIMEOUT_S
 
 
 @dataclass(frozen=True)
@@ -82,6 +93,30 @@ def retry_delay(
     return float(base * (1 - 0.25 * jitter))
 
 
+def role_of(entry: dict[str, Any]) -> str | None:
+    """The role a babelcap server lists for a ``/v1/models`` entry (``image``, ``video``,
+    ``translation``); None for a plain vLLM server's."""
+    role = (entry.get("babelcap") or {}).get("role")
+    return str(role) if role is not None else None
+
+
+def by_role(listed: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """{role: the first ``/v1/models`` entry listed with it}."""
+    found: dict[str, dict[str, Any]] = {}
+    for entry in listed:
+        role = role_of(entry)
+        if role is not None:
+            found.setdefault(role, entry)
+    return found
+
+
+def media_hints(entry: dict[str, Any] | None) -> dict[str, int]:
+    """How the model listed as ``entry`` wants its media (``tile_size``, ``frames``, ...);
+    {} when it says nothing."""
+    hints: dict[str, int] = ((entry or {}).get("babelcap") or {}).get("media") or {}
+    return hints
+
+
 class _Unavailable(Exception):
     def __init__(self, message: str, retry_after: str | None = None) -> None:
         super().__init__(message)
@@ -111,12 +146,13 @@ class ServerPool:
         *,
         api_key: str | None = None,
         concurrency: int = 16,
-        request_timeout_s: float = 600.0,
+        request_timeout_s: float = defaults.REQUEST_TIMEOUT_S,
         policy: RetryPolicy | None = None,
     ) -> None:
         if not urls:
             raise ValueError("at least one server URL is needed")
         self.urls = [url.rstrip("/").removesuffix("/v1") for url in urls]
+        self.request_timeout_s = request_timeout_s
         self.policy = policy or RetryPolicy()
         self.outstanding = dict.fromkeys(self.urls, 0)
         self.resting_until = dict.fromkeys(self.urls, 0.0)
@@ -180,6 +216,12 @@ class ServerPool:
                         "start 'babelcap serve' or check --server, then rerun with --resume"
                     ) from error
                 if not unavailable and attempt >= self.policy.max_retries:
+                    if isinstance(error, httpx.TimeoutException):
+                        raise RequestTimeoutError(
+                            f"{what} got no complete answer within {self.request_timeout_s:g} s, "
+                            f"{attempt + 1} attempts ({type(error).__name__}); raise "
+                            "--request-timeout-s or lower --concurrency"
+                        ) from error
                     raise RequestFailedError(
                         f"{what} failed after {attempt + 1} attempts: {error}",
                         status_code=getattr(error, "status_code", 0),

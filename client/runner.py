@@ -21,33 +21,40 @@ from typing import Any
 
 from babelcap.client.config import CaptionSettings
 from babelcap.client.discover import Found, Walk, read_file_list
-from babelcap.client.media import MediaPool
+from babelcap.client.media import MediaPool, Prepared
 from babelcap.client.plan import Models, choose_models, select_tasks
 from babelcap.client.progress import Progress, RunStats
+from babelcap.client.records import RecordError, ResultRecord, TaskResult, make_record
 from babelcap.client.requests import Completion, RetryPolicy, ServerPool
 from babelcap.client.store import Mode, ResultStore, content_hash, settings_hash, write_json
 from babelcap.client.tags import parse_tags
 from babelcap.client.translate import TranslationBatcher
 from babelcap.core.errors import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_UNAVAILABLE,
     BabelcapError,
     ConfigurationError,
-    MediaDecodeError,
     RequestFailedError,
     ServerUnavailableError,
     TranslationError,
 )
 from babelcap.prompts import TaskPrompt
 
-__all__ = ["Hooks", "caption", "write_summary"]
+__all__ = ["Hooks", "Observer", "caption", "write_summary"]
 
 log = logging.getLogger(__name__)
+
+
+#: Each record and its tasks' completions (per-chunk timings included), for load generators.
+Observer = Callable[[ResultRecord, dict[str, Completion]], None]
 
 
 @dataclass(frozen=True)
 class Hooks:
     """For load generators (``babelcap bench``): watch every asset, pace and bound the feed."""
 
-    observer: Callable[[dict[str, Any], dict[str, Completion]], None] | None = None
+    observer: Observer | None = None
     """Called with each record and its tasks' completions (per-chunk timings included)."""
     max_assets: int | None = None
     """Feed at most this many assets."""
@@ -58,16 +65,14 @@ class Hooks:
     seed: int = 0
 
 
-def _error_kind(error: BaseException) -> str:
-    if isinstance(error, MediaDecodeError):
-        return "timeout" if "longer than" in str(error) else "decode"
-    if isinstance(error, RequestFailedError):
-        return "request"
-    if isinstance(error, TranslationError):
-        return "translation"
-    if isinstance(error, ConfigurationError):
-        return "config"
-    return "input"
+def _media_variables(meta: dict[str, Any]) -> dict[str, Any]:
+    """What a prompt may say about the media it is asked about."""
+    return {
+        "frames": len(meta.get("sampled_timestamps", [])),
+        "duration": meta.get("duration", 0.0),
+        "width": meta.get("width", 0),
+        "height": meta.get("height", 0),
+    }
 
 
 class _Run:
@@ -86,14 +91,15 @@ class _Run:
         self.pool, self.media, self.store = pool, media, store
         self.batcher, self.progress, self.stats = batcher, progress, progress.stats
         self.stop = asyncio.Event()
-        self.observer: Callable[[dict[str, Any], dict[str, Completion]], None] | None = None
+        self.observer: Observer | None = None
 
     async def worker(self, queue: asyncio.Queue[Found | None]) -> None:
         while (found := await queue.get()) is not None:
             if self.stop.is_set():
                 continue  # drain without work
+            completions: dict[str, Completion] = {}
             try:
-                record = await self.asset(found)
+                record = await self.asset(found, completions)
             except ServerUnavailableError as error:
                 if not self.stop.is_set():
                     self.stats.stopped = str(error)
@@ -102,30 +108,29 @@ class _Run:
                 continue
             except Exception as error:  # a bug must cost one asset, not the batch
                 log.exception("%s: unexpected failure", found.path)
-                record = {"path": str(found.path), "kind": found.kind, "status": "error",
-                          "error": {"kind": "internal", "message": f"{type(error).__name__}: "
-                                    f"{error} (please report this)"}, "seconds": 0.0}  # fmt: skip
+                message = f"{type(error).__name__}: {error} (please report this)"
+                completions = {}
+                record = make_record(
+                    str(found.path), found.kind, error=RecordError(kind="internal", message=message)
+                )
             if record is not None:
-                completions = record.pop("_completions", {})
                 await asyncio.to_thread(self.store.append, record)
                 if self.observer is not None:
                     self.observer(record, completions)
                 self.stats.add(record)
                 self.progress.update(record)
 
-    async def asset(self, found: Found) -> dict[str, Any] | None:
+    async def asset(self, found: Found, completions: dict[str, Completion]) -> ResultRecord | None:
+        """The record of one asset (None: already done); its tasks' completions are added to
+        ``completions``."""
         started = time.perf_counter()
-        record: dict[str, Any] = {
-            "path": str(found.path),
-            "kind": found.kind,
-            "status": "ok",
-            "error": None,
-            "model": None,
-            "media": {},
-            "tasks": {},
-            "translations": {},
-        }
+        model: str | None = None
+        meta: dict[str, Any] = {}
+        tasks: dict[str, TaskResult] = {}
+        translations: dict[str, dict[str, str]] = {}
+        hashes: tuple[str, str] | None = None
         timings: dict[str, float] = {}
+        failure: RecordError | None = None
         try:
             if found.error:
                 raise OSError(found.error)
@@ -135,7 +140,7 @@ class _Run:
                 self.stats.resumed += 1
                 self.progress.update(resumed=True)
                 return None
-            record |= {"content_hash": digest, "settings_hash": self.store.settings}
+            hashes = (digest, self.store.settings)
             image = found.kind == "image"
             model = self.models.image if image else self.models.video
             if model is None:
@@ -143,35 +148,34 @@ class _Run:
                     f"{found.path}: no {found.kind} model is served; start a profile that has "
                     f"one or pass --{found.kind}-model"
                 )
-            record["model"] = model
             options = self.models.image_options if image else self.models.video_options
             t0 = time.perf_counter()
             prepared = await self.media.prepare(found.kind, found.path, options)
             timings["prepare_s"] = time.perf_counter() - t0
-            record["media"] = prepared.meta
-            await self._ask(record, found.kind, model, prepared.part, timings)
-            await self._translate(record, timings)
+            meta = prepared.meta
+            await self._ask(found.kind, model, prepared, tasks, completions, timings)
+            t0 = time.perf_counter()
+            translated = await self._translate(str(found.path), tasks)
+            if translated is not None:
+                timings["translation_s"] = time.perf_counter() - t0
+                translations = translated
         except ServerUnavailableError:
             raise
         except (BabelcapError, OSError) as error:
-            record["status"] = "error"
-            record["error"] = {"kind": _error_kind(error), "message": str(error)}
-        record["timings"] = {k: round(v, 4) for k, v in timings.items()}
-        record["seconds"] = round(time.perf_counter() - started, 4)
-        record["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
-        return record
+            kind = error.kind if isinstance(error, BabelcapError) else "input"
+            failure = RecordError(kind=kind, message=str(error))
+        return make_record(
+            str(found.path), found.kind, started=started, error=failure, model=model,
+            media=meta, tasks=tasks, translations=translations, hashes=hashes, timings=timings,
+        )  # fmt: skip
 
     async def _ask(
-        self, record: dict[str, Any], kind: str, model: str, part: dict[str, Any],
-        timings: dict[str, float],
+        self, kind: str, model: str, prepared: Prepared, results: dict[str, TaskResult],
+        completions: dict[str, Completion], timings: dict[str, float],
     ) -> None:  # fmt: skip
-        meta = record["media"]
-        variables = {
-            "frames": len(meta.get("sampled_timestamps", [])),
-            "duration": meta.get("duration", 0.0),
-            "width": meta.get("width", 0),
-            "height": meta.get("height", 0),
-        }
+        """Ask every task at once; each answer goes into ``results`` (and ``completions``), and
+        the first failure is raised once all have finished."""
+        variables = _media_variables(prepared.meta)
         tasks = [task for task in self.tasks if task.variant(kind) is not None]
         temperature = {
             task.task: task.temperature if self.settings.temperature is None
@@ -183,7 +187,7 @@ class _Run:
             *(
                 self.pool.chat(
                     model,
-                    task.messages(kind, part, variables),
+                    task.messages(kind, prepared.part, variables),
                     max_tokens=self.settings.max_tokens or task.max_tokens,
                     temperature=temperature[task.task],
                 )
@@ -195,21 +199,18 @@ class _Run:
         failure: BaseException | None = None
         for task, answer in zip(tasks, answers, strict=True):
             if isinstance(answer, Completion):
-                result: dict[str, Any] = {
-                    "text": answer.text.strip(),
-                    "prompt_tokens": answer.prompt_tokens,
-                    "completion_tokens": answer.completion_tokens,
-                    "ttft_s": round(answer.ttft_s, 4),
-                    "latency_s": round(answer.latency_s, 4),
-                    "finish_reason": answer.finish_reason,
-                    "temperature": temperature[task.task],
-                }
-                if answer.attempts > 1:
-                    result["attempts"] = answer.attempts
-                if task.output == "tags":
-                    result["tags"] = parse_tags(answer.text)
-                record["tasks"][task.task] = result
-                record.setdefault("_completions", {})[task.task] = answer
+                results[task.task] = TaskResult(
+                    text=answer.text.strip(),
+                    prompt_tokens=answer.prompt_tokens,
+                    completion_tokens=answer.completion_tokens,
+                    ttft_s=round(answer.ttft_s, 4),
+                    latency_s=round(answer.latency_s, 4),
+                    finish_reason=answer.finish_reason,
+                    temperature=temperature[task.task],
+                    attempts=answer.attempts if answer.attempts > 1 else None,
+                    tags=parse_tags(answer.text) if task.output == "tags" else None,
+                )
+                completions[task.task] = answer
             elif isinstance(answer, ServerUnavailableError):
                 raise answer
             elif isinstance(answer, BabelcapError):
@@ -219,18 +220,20 @@ class _Run:
         if failure is not None:
             raise failure
 
-    async def _translate(self, record: dict[str, Any], timings: dict[str, float]) -> None:
-        names = [n for n in self.settings.translate if n in record["tasks"]]
-        texts = [record["tasks"][n]["text"] for n in names]
+    async def _translate(
+        self, path: str, results: dict[str, TaskResult]
+    ) -> dict[str, dict[str, str]] | None:
+        """{language: {task: text}} of the tasks chosen for translation (None: nothing to
+        translate)."""
+        names = [n for n in self.settings.translate if n in results]
+        texts = [results[n].text for n in names]
         if not texts or not self.batcher.languages:
-            return
-        t0 = time.perf_counter()
+            return None
         try:
             outputs = await self.batcher.translate(texts)
         except RequestFailedError as error:
-            raise TranslationError(f"{record['path']}: translation failed: {error}") from error
-        timings["translation_s"] = time.perf_counter() - t0
-        record["translations"] = {
+            raise TranslationError(f"{path}: translation failed: {error}") from error
+        return {
             language: dict(zip(names, values, strict=True)) for language, values in outputs.items()
         }
 
@@ -286,7 +289,8 @@ async def caption(
     settings: CaptionSettings, paths: list[str], hooks: Hooks | None = None
 ) -> tuple[dict[str, Any], int]:
     """Caption everything under ``paths``; returns the run summary and the exit code
-    (0 all ok, 1 some assets failed, 3 stopped because no server answered)."""
+    (EXIT_OK, EXIT_FAILED when some assets failed, EXIT_UNAVAILABLE when it stopped because no
+    server answered)."""
     hooks = hooks or Hooks()
     if not paths and settings.files_from is None:
         raise ConfigurationError("give at least one file, folder or glob (or --files-from FILE)")
@@ -348,7 +352,7 @@ async def caption(
     summary["translation_requests"] = batcher.requests
     if store is not None:
         summary["resume"] = {"kept": store.kept, "redone": store.replaced}
-    code = 3 if stats.stopped else (1 if stats.errors else 0)
+    code = EXIT_UNAVAILABLE if stats.stopped else EXIT_FAILED if stats.errors else EXIT_OK
     return summary, code
 
 

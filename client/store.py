@@ -19,6 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from pydantic import ValidationError
+
+from babelcap.client.records import ResultRecord
 from babelcap.core.errors import ConfigurationError
 
 __all__ = [
@@ -116,11 +119,12 @@ class ResultStore:
         """Whether ``path`` with this content was already finished with these settings."""
         return _key(str(path), content) in self.done
 
-    def append(self, record: dict[str, Any]) -> None:
+    def append(self, record: ResultRecord) -> None:
         """Write one record as one line, in one system call."""
         if self._fd is None:
             raise RuntimeError("ResultStore.open() first")
-        data = (json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
+        line = record.to_json()
+        data = (json.dumps(line, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
         view = memoryview(data)
         while view:
             written = os.write(self._fd, view)
@@ -159,19 +163,16 @@ def write_json(path: Path, data: Any) -> Path:
     return path
 
 
-def read_records(path: Path) -> list[dict[str, Any]]:
-    """Every whole, valid record of a results file (torn or corrupt lines skipped, counted in
-    the log)."""
+def read_records(path: Path) -> list[ResultRecord]:
+    """Every whole, valid record of a results file (torn, corrupt or incomplete lines skipped,
+    counted in the log)."""
     records, bad = [], 0
     with path.open("rb") as handle:
         for line in handle:
             try:
-                record = json.loads(line)
-            except ValueError:
+                records.append(ResultRecord.model_validate_json(line))
+            except ValidationError:
                 bad += 1
-                continue
-            if isinstance(record, dict):
-                records.append(record)
     if bad:
         log.warning("%s: %d unreadable lines skipped", path, bad)
     return records

@@ -3,14 +3,50 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Coroutine
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from babelcap.client.requests import RetryPolicy, ServerPool
-from babelcap.core.errors import ServerUnavailableError
+from babelcap.core import defaults
+from babelcap.core.errors import ConfigurationError, RequestFailedError, ServerUnavailableError
+from babelcap.core.settings import POSITIONAL, exclusive, flag, split_list
 
-__all__ = ["TranslationBatcher", "translate_remote"]
+__all__ = ["TranslateSettings", "TranslationBatcher", "translate_remote"]
+
+
+class TranslateSettings(BaseSettings):
+    """``babelcap translate`` (also as ``BABELCAP_<NAME>``, as for caption: the same server and
+    ``BABELCAP_API_KEY``)."""
+
+    model_config = SettingsConfigDict(env_prefix="BABELCAP_", extra="forbid")
+
+    text: str = Field(
+        description="the text, or - to read standard input", json_schema_extra=POSITIONAL
+    )
+    to: Annotated[list[str], NoDecode] = Field(description="comma-separated target language codes")
+    source: str = Field("eng_Latn", description="source language", json_schema_extra=flag("--from"))
+    server: str = Field(
+        defaults.SERVER_URL, description="babelcap server base URL",
+        json_schema_extra=exclusive("where"),
+    )  # fmt: skip
+    model: Path | None = Field(
+        None, description="translate locally with this CTranslate2 NLLB folder",
+        json_schema_extra=exclusive("where"),
+    )  # fmt: skip
+    api_key: SecretStr | None = Field(None, description="server API key")
+    as_json: bool = Field(
+        False, description="print JSON: {code: text}", json_schema_extra=flag("--json")
+    )
+
+    @field_validator("to", mode="before")
+    @classmethod
+    def _codes(cls, value: Any) -> Any:
+        return split_list(value)
+
 
 _Waiter = asyncio.Future[dict[str, list[str]]]
 
@@ -27,11 +63,10 @@ def translate_remote(
 
     One :class:`ServerPool` request, so the CLI gets the caption client's retries (429, 5xx)
     and error messages; a server that does not answer for 5 s is reported at once."""
-    key = api_key or os.environ.get("BABELCAP_API_KEY")
     policy = RetryPolicy(max_retries=3, unavailable_timeout_s=5.0)
 
     async def run() -> dict[str, list[str]]:
-        pool = ServerPool([server], api_key=key, concurrency=1, request_timeout_s=timeout,
+        pool = ServerPool([server], api_key=api_key, concurrency=1, request_timeout_s=timeout,
                           policy=policy)  # fmt: skip
         try:
             return await pool.translate(texts, targets, source)
@@ -46,6 +81,10 @@ def translate_remote(
             f"no babelcap server answered at {base} ({error.__cause__ or error}); start one or "
             "pass --server URL, or translate locally with --model DIR"
         ) from error
+    except RequestFailedError as error:
+        if 400 <= error.status_code < 500:  # a bad code, key or text: the settings, not the run
+            raise ConfigurationError(str(error)) from error
+        raise
 
 
 class TranslationBatcher:

@@ -14,16 +14,33 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from babelcap.converters.ct2 import QUANTIZATIONS, convert_transformers
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
 from babelcap.core.errors import ConfigurationError
 
-__all__ = ["MANIFEST", "convert_nllb"]
+__all__ = ["MANIFEST", "ConvertNllbSettings", "convert_nllb"]
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "babelcap-manifest.json"
 _SPM = "sentencepiece.bpe.model"
 _PROBE = "A small dog is sleeping in the park."
+
+
+class ConvertNllbSettings(BaseSettings):
+    """``babelcap convert nllb`` (also as ``BABELCAP_CONVERT_<NAME>``)."""
+
+    model_config = SettingsConfigDict(env_prefix="BABELCAP_CONVERT_", extra="forbid")
+
+    model: str = Field(
+        description="hub id or folder, e.g. a local copy of facebook/nllb-200-distilled-600M"
+    )
+    output: Path = Field(description="folder to write (must be empty)")
+    quantization: str = Field(
+        "int8", description="int8 (CPU), int8_float16 or float16 (GPU), float32, ..."
+    )
+    force: bool = Field(False, description="replace a non-empty --output")
 
 
 def _check_model(model: str) -> tuple[dict[str, Any], Path | None]:
@@ -60,6 +77,9 @@ def convert_nllb(
     model: str, output: Path, *, quantization: str = "int8", force: bool = False
 ) -> dict[str, Any]:
     """Convert and verify; returns the manifest written to ``output``."""
+    # CTranslate2 is the convert extra's: imported here so the command line starts without it.
+    from babelcap.converters.ct2 import QUANTIZATIONS, convert_transformers
+
     if quantization not in QUANTIZATIONS:
         raise ConfigurationError(
             f"unknown quantization {quantization!r}: choose one of {', '.join(QUANTIZATIONS)} "

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
+from babelcap.core.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from babelcap.core.settings import add_arguments, settings_from_args
 
 __all__ = ["register"]
@@ -24,13 +24,13 @@ def _caption(args: argparse.Namespace) -> int:
         summary, code = asyncio.run(caption(settings, args.paths))
     except ServerUnavailableError as error:  # before any asset: nothing to keep
         sys.stderr.write(f"babelcap caption: {error}\n")
-        return 3
+        return error.exit_code
     except KeyboardInterrupt:
         sys.stderr.write(
             f"babelcap caption: interrupted; finished assets are in {settings.output}, rerun "
             "with --resume to continue\n"
         )
-        return 130
+        return EXIT_INTERRUPTED
     where = write_summary(summary, settings.output)
     sys.stdout.write(f"babelcap caption: summary (also in {where})\n{render_summary(summary)}")
     return code
@@ -42,18 +42,17 @@ def _bench(args: argparse.Namespace) -> int:
     settings = settings_from_args(args, BenchSettings)
     result = run_bench(settings, compare=args.action == "compare")
     failed = any(lv["client"]["errors"] for p in result["profiles"] for lv in p["levels"])
-    return 1 if failed else 0
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 def _export(args: argparse.Namespace) -> int:
-    from babelcap.client.export import export
+    from babelcap.client.export import ExportSettings, export
 
-    results = Path(args.results)
-    suffix = {"seed-json": ".json", "csv": ".csv", "parquet": ".parquet"}[args.format]
-    output = Path(args.output) if args.output else results.with_suffix(suffix)
-    count = export(results, args.format, output)
+    settings = settings_from_args(args, ExportSettings)
+    output = settings.destination()
+    count = export(settings.results, settings.format, output)
     sys.stdout.write(f"exported {count} records to {output}\n")
-    return 0
+    return EXIT_OK
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -111,7 +110,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
             "parquet: the same, typed (needs pyarrow: pip install 'babelcap[export]')."
         ),
     )
-    export.add_argument("results", help="the JSONL file written by babelcap caption")
-    export.add_argument("--format", required=True, choices=["seed-json", "csv", "parquet"])
-    export.add_argument("--output", help="file to write (default: results name + .json/.csv/...)")
+    from babelcap.client.export import ExportSettings
+
+    add_arguments(export, ExportSettings)
     export.set_defaults(handler=_export)

@@ -14,11 +14,15 @@ import logging
 import sys
 import time
 from pathlib import Path
+from typing import Annotated, Any
 
-from babelcap.client.config import CaptionSettings
-from babelcap.server.launch import local_server
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-__all__ = ["register", "run_demo"]
+from babelcap.core.errors import ConfigurationError
+from babelcap.core.settings import POSITIONAL, add_arguments, settings_from_args, split_list
+
+__all__ = ["DemoSettings", "register", "run_demo"]
 
 log = logging.getLogger(__name__)
 
@@ -26,50 +30,72 @@ log = logging.getLogger(__name__)
 EXAMPLES = Path(__file__).resolve().parent.parent / "client" / "examples"
 
 
-def run_demo(
-    media: list[Path], output: Path, languages: list[str], startup_timeout: float = 600.0
-) -> int:
-    """Serve the tiny models, caption ``media`` into ``output``; returns the exit code."""
+class DemoSettings(BaseSettings):
+    """``babelcap demo`` (also as ``BABELCAP_DEMO_<NAME>``)."""
+
+    model_config = SettingsConfigDict(env_prefix="BABELCAP_DEMO_", extra="forbid")
+
+    media: list[Path] = Field(
+        [], description="image/video files or folders (default: the bundled examples)",
+        json_schema_extra=POSITIONAL,
+    )  # fmt: skip
+    output: Path = Field(Path("out/demo.jsonl"), description="JSONL file to write")
+    languages: Annotated[list[str], NoDecode] = Field(
+        ["fra_Latn", "spa_Latn"],
+        description="comma-separated FLORES-200 codes to translate captions into",
+    )
+    startup_timeout: float = Field(
+        600.0, gt=0, description="seconds to wait for each vLLM server's /health"
+    )
+
+    @field_validator("languages", mode="before")
+    @classmethod
+    def _codes(cls, value: Any) -> Any:
+        return split_list(value)
+
+
+def run_demo(settings: DemoSettings) -> int:
+    """Serve the tiny models, caption the media into ``settings.output``; returns the exit
+    code."""
+    from babelcap.client.config import CaptionSettings
     from babelcap.client.progress import render_summary
     from babelcap.client.runner import caption, write_summary
     from babelcap.client.store import read_records
+    from babelcap.server.launch import local_server
 
+    media = settings.media or [EXAMPLES]
+    output = settings.output
     missing = [str(m) for m in media if not m.exists()]
     if missing:
-        log.error("not found: %s", ", ".join(missing))
-        return 2
-    started = time.perf_counter()
-    with local_server(output.parent / "logs", timeout=startup_timeout) as served:
-        log.info("babelcap serve (tiny-cpu) ready in %.1f s", time.perf_counter() - started)
-        settings = CaptionSettings(
-            server=[served.base], languages=languages, output=output, overwrite=True, quiet=True
+        raise ConfigurationError(
+            f"not found: {', '.join(missing)}; give image or video files or folders that exist"
         )
-        summary, code = asyncio.run(caption(settings, [str(m) for m in media]))
+    started = time.perf_counter()
+    with local_server(output.parent / "logs", timeout=settings.startup_timeout) as served:
+        log.info("babelcap serve (tiny-cpu) ready in %.1f s", time.perf_counter() - started)
+        caption_settings = CaptionSettings(
+            server=[served.base], languages=settings.languages, output=output, overwrite=True,
+            quiet=True,
+        )  # fmt: skip
+        summary, code = asyncio.run(caption(caption_settings, [str(m) for m in media]))
     write_summary(summary, output)
-    for record in sorted(read_records(output), key=lambda r: r["path"]):
-        name = Path(record["path"]).name
-        if record["status"] != "ok":
-            sys.stdout.write(
-                f"{record['kind'] or '?':5} {name}: ERROR {record['error']['message']}\n"
-            )
+    for record in sorted(read_records(output), key=lambda r: r.path):
+        name = Path(record.path).name
+        if record.error is not None:
+            sys.stdout.write(f"{record.kind or '?':5} {name}: ERROR {record.error.message}\n")
             continue
-        tasks = record["tasks"]
-        sys.stdout.write(f"{record['kind']:5} {name}: {tasks['description']['text']}\n")
+        tasks = record.tasks
+        sys.stdout.write(f"{record.kind:5} {name}: {tasks['description'].text}\n")
         if "tags" in tasks:
-            sys.stdout.write(f"      tags: {', '.join(tasks['tags']['tags'])}\n")
-        for language, texts in record["translations"].items():
+            sys.stdout.write(f"      tags: {', '.join(tasks['tags'].tags or [])}\n")
+        for language, texts in record.translations.items():
             sys.stdout.write(f"      {language}: {texts['description']}\n")
     sys.stdout.write(render_summary(summary))
     return code
 
 
 def _demo(args: argparse.Namespace) -> int:
-    return run_demo(
-        media=[Path(p) for p in args.media],
-        output=Path(args.output),
-        languages=[code.strip() for code in args.languages.split(",") if code.strip()],
-        startup_timeout=args.startup_timeout,
-    )
+    return run_demo(settings_from_args(args, DemoSettings))
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -85,22 +111,5 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
             "translations, and stop the server. Needs the CPU stack (make stack)."
         ),
     )
-    demo.add_argument(
-        "media",
-        nargs="*",
-        default=[str(EXAMPLES)],
-        help="image/video files or folders (default: the bundled examples)",
-    )
-    demo.add_argument("--output", default="out/demo.jsonl", help="JSONL file to write")
-    demo.add_argument(
-        "--languages",
-        default="fra_Latn,spa_Latn",
-        help="comma-separated FLORES-200 codes to translate captions into",
-    )
-    demo.add_argument(
-        "--startup-timeout",
-        type=float,
-        default=600.0,
-        help="seconds to wait for each vLLM server's /health",
-    )
+    add_arguments(demo, DemoSettings)
     demo.set_defaults(handler=_demo)

@@ -4,35 +4,39 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
+
+from babelcap.core.errors import EXIT_OK
+from babelcap.core.settings import add_arguments, settings_from_args
 
 __all__ = ["register"]
 
 
 def _convert_nllb(args: argparse.Namespace) -> int:
-    from babelcap.converters.nllb import convert_nllb
+    from babelcap.converters.nllb import ConvertNllbSettings, convert_nllb
 
+    settings = settings_from_args(args, ConvertNllbSettings)
     manifest = convert_nllb(
-        args.model, Path(args.output), quantization=args.quantization, force=args.force
+        settings.model, settings.output, quantization=settings.quantization, force=settings.force
     )
     probe = manifest["probe"]
     sys.stdout.write(
-        f"converted {args.model} -> {args.output} ({args.quantization}); "
+        f"converted {settings.model} -> {settings.output} ({settings.quantization}); "
         f"probe: {probe['eng_Latn']!r} -> {probe['fra_Latn']!r}\n"
     )
-    return 0
+    return EXIT_OK
 
 
 def _tiny_build(args: argparse.Namespace) -> int:
-    from babelcap.converters.tiny.build import build_models
+    from babelcap.converters.tiny.build import TinySettings, build_models
 
-    return build_models(args.only, output=Path(args.output) if args.output else None)
+    settings = settings_from_args(args, TinySettings)
+    return build_models(settings.only, output=settings.output)
 
 
 def _tiny_check(args: argparse.Namespace) -> int:
-    from babelcap.converters.tiny.build import check_models
+    from babelcap.converters.tiny.build import TinySettings, check_models
 
-    return check_models(args.only)
+    return check_models(settings_from_args(args, TinySettings).only)
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -54,15 +58,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
             "babelcap-manifest.json, and translate a probe sentence before reporting success."
         ),
     )
-    nllb.add_argument("--model", required=True, help="hub id or folder, e.g. a local copy of "
-                      "facebook/nllb-200-distilled-600M")  # fmt: skip
-    nllb.add_argument("--output", required=True, help="folder to write (must be empty)")
-    nllb.add_argument(
-        "--quantization",
-        default="int8",
-        help="int8 (CPU, default), int8_float16 or float16 (GPU), float32, ...",
-    )
-    nllb.add_argument("--force", action="store_true", help="replace a non-empty --output")
+    from babelcap.converters.nllb import ConvertNllbSettings
+
+    add_arguments(nllb, ConvertNllbSettings)
     nllb.set_defaults(handler=_convert_nllb)
 
     tiny = commands.add_parser(
@@ -76,11 +74,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         ),
     )
     tiny_commands = tiny.add_subparsers(dest="tiny_command", metavar="ACTION", required=True)
-    choices = ["mllama", "llava-next-video", "nllb"]
+    from babelcap.converters.tiny.build import TinySettings
+
     build = tiny_commands.add_parser("build", help="retrain and save the tiny models")
-    build.add_argument("--only", choices=choices, action="append", help="build only this model")
-    build.add_argument("--output", help="folder to write into (default: the committed artifacts)")
+    add_arguments(build, TinySettings)
     build.set_defaults(handler=_tiny_build)
     check = tiny_commands.add_parser("check", help="verify the committed tiny models")
-    check.add_argument("--only", choices=choices, action="append", help="check only this model")
+    add_arguments(check, TinySettings, skip=frozenset({"output"}))
     check.set_defaults(handler=_tiny_check)

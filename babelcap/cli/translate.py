@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
+
+from babelcap.core.errors import EXIT_OK
+from babelcap.core.settings import add_arguments, settings_from_args
 
 __all__ = ["register"]
 
@@ -16,17 +18,22 @@ def _read_text(value: str) -> str:
 def _translate(args: argparse.Namespace) -> int:
     import json
 
-    text = _read_text(args.text)
-    targets = [code.strip() for code in args.to.split(",") if code.strip()]
-    if args.model:
+    from babelcap.client.translate import TranslateSettings
+
+    settings = settings_from_args(args, TranslateSettings)
+    text = _read_text(settings.text)
+    targets = settings.to
+    if settings.model is not None:
         import asyncio
 
         from babelcap.server.translation import TranslationEngine, TranslationSettings
 
+        model = settings.model
+
         async def run() -> dict[str, list[str]]:
-            engine = TranslationEngine(TranslationSettings(model=Path(args.model)))
+            engine = TranslationEngine(TranslationSettings(model=model))
             try:
-                return (await engine.translate([text], targets, args.source)).texts
+                return (await engine.translate([text], targets, settings.source)).texts
             finally:
                 await engine.aclose()
 
@@ -34,14 +41,15 @@ def _translate(args: argparse.Namespace) -> int:
     else:
         from babelcap.client.translate import translate_remote
 
-        outputs = translate_remote(args.server, [text], targets, args.source, args.api_key)
-    if args.json:
+        key = settings.api_key.get_secret_value() if settings.api_key else None
+        outputs = translate_remote(settings.server, [text], targets, settings.source, key)
+    if settings.as_json:
         sys.stdout.write(json.dumps({k: v[0] for k, v in outputs.items()}, ensure_ascii=False))
         sys.stdout.write("\n")
     else:
         for target, values in outputs.items():
             sys.stdout.write(f"[{target}]\n{values[0]}\n")
-    return 0
+    return EXIT_OK
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -54,14 +62,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
             "FLORES-200 languages (fra_Latn, spa_Latn, hin_Deva, ... or ISO codes such as fr)."
         ),
     )
-    translate.add_argument("text", help="the text, or - to read standard input")
-    translate.add_argument("--to", required=True, help="comma-separated target language codes")
-    translate.add_argument("--from", dest="source", default="eng_Latn", help="source language")
-    where = translate.add_mutually_exclusive_group()
-    where.add_argument("--server", default="http://127.0.0.1:8000", help="babelcap server base URL")
-    where.add_argument("--model", help="translate locally with this CTranslate2 NLLB folder")
-    translate.add_argument(
-        "--api-key", default=None, help="server API key (default: $BABELCAP_API_KEY)"
-    )
-    translate.add_argument("--json", action="store_true", help="print JSON: {code: text}")
+    from babelcap.client.translate import TranslateSettings
+
+    add_arguments(translate, TranslateSettings)
     translate.set_defaults(handler=_translate)

@@ -9,11 +9,13 @@ __all__ = [
     "IMAGE_TILE_SIZE",
     "JPEG_QUALITY",
     "MAX_PIXELS",
+    "MAX_RETRIES",
     "REQUEST_TIMEOUT_S",
     "SERVER_URL",
     "STARTUP_TIMEOUT_S",
     "TRANSLATION_MAX_BODY_BYTES",
     "TRANSLATION_MODEL_ID",
+    "UNAVAILABLE_TIMEOUT_S",
     "VIDEO_FRAMES",
     "VIDEO_FRAME_SIZE",
 ]
@@ -32,6 +34,10 @@ JPEG_QUALITY = 90
 
 #: Limit for one HTTP request (a long generation included), client and gateway alike.
 REQUEST_TIMEOUT_S = 600.0
+#: Retries of one request that failed with 408, 409, 429, 500 or a timeout.
+MAX_RETRIES = 6
+#: A client stops its run when no server has answered for this long.
+UNAVAILABLE_TIMEOUT_S = 300.0
 #: How long to wait for a started server's /health: a real 11B model loads in minutes.
 STARTUP_TIMEOUT_S = 900.0
 #: How long vLLM's HTTP server (and babelcap's) keep an idle connection open. vLLM's own default

@@ -15,13 +15,33 @@ from pydantic_settings import BaseSettings
 
 from babelcap.core.errors import ConfigurationError
 
-__all__ = ["POSITIONAL", "REPEATABLE", "add_arguments", "settings_from_args", "split_list"]
+__all__ = [
+    "POSITIONAL",
+    "REPEATABLE",
+    "add_arguments",
+    "exclusive",
+    "flag",
+    "settings_from_args",
+    "split_list",
+]
 
 #: ``json_schema_extra`` of a list field whose flag may be repeated (``--server A --server B``);
 #: each value may also hold a comma-separated list.
 REPEATABLE: dict[str, Any] = {"repeatable": True}
 #: ``json_schema_extra`` of a field given as a positional argument (``babelcap translate TEXT``).
 POSITIONAL: dict[str, Any] = {"positional": True}
+
+
+def flag(name: str) -> dict[str, Any]:
+    """``json_schema_extra`` of a field whose flag is not its name (``source`` as ``--from``)."""
+    return {"flag": name}
+
+
+def exclusive(group: str) -> dict[str, Any]:
+    """``json_schema_extra`` of the fields of which at most one may be given (the same
+    ``group``): ``--server URL`` or ``--model DIR``."""
+    return {"exclusive": group}
+
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 
@@ -42,9 +62,9 @@ def _scalar(annotation: Any) -> Any:
     return annotation
 
 
-def _extra(field: Any, key: str) -> bool:
+def _extra(field: Any, key: str) -> Any:
     extra = field.json_schema_extra
-    return isinstance(extra, dict) and bool(extra.get(key))
+    return extra.get(key) if isinstance(extra, dict) else None
 
 
 def add_arguments(
@@ -56,10 +76,17 @@ def add_arguments(
     :data:`POSITIONAL`), help from its description; unset flags stay None so environment
     variables and defaults apply."""
     prefix = model.model_config.get("env_prefix", "")
+    groups: dict[str, argparse._MutuallyExclusiveGroup] = {}
     for name, field in model.model_fields.items():
         if name in skip:
             continue
-        flag = "--" + name.replace("_", "-")
+        option = _extra(field, "flag") or "--" + name.replace("_", "-")
+        group = _extra(field, "exclusive")
+        target: Any = parser
+        if group:
+            if group not in groups:
+                groups[group] = parser.add_mutually_exclusive_group()
+            target = groups[group]
         default = field.default
         shown = ",".join(map(str, default)) if isinstance(default, list | tuple) else default
         if "SecretStr" in str(field.annotation):
@@ -71,32 +98,45 @@ def add_arguments(
         origin = typing.get_origin(annotation)
         if _extra(field, "positional"):
             nargs = "*" if origin is list else None
-            parser.add_argument(name, nargs=nargs, help=help_text)
+            target.add_argument(name, nargs=nargs, help=help_text)
         elif annotation is bool:
-            parser.add_argument(flag, action="store_true", default=None, help=field.description)
+            target.add_argument(
+                option, dest=name, action="store_true", default=None, help=field.description
+            )
         elif origin is typing.Literal:
-            parser.add_argument(
-                flag, choices=list(typing.get_args(annotation)), default=None,
+            target.add_argument(
+                option, dest=name, choices=list(typing.get_args(annotation)), default=None,
                 required=field.is_required(), help=help_text,
             )  # fmt: skip
         elif _extra(field, "repeatable") and origin is list:
-            parser.add_argument(flag, action="append", default=None, help=help_text)
+            item = typing.get_args(annotation)[0] if typing.get_args(annotation) else str
+            choices = (
+                list(typing.get_args(item)) if typing.get_origin(item) is typing.Literal else None
+            )
+            target.add_argument(
+                option, dest=name, action="append", choices=choices, default=None, help=help_text
+            )
         elif origin is list:
-            parser.add_argument(flag, default=None, metavar="A,B", help=help_text)
+            target.add_argument(
+                option, dest=name, default=None, metavar="A,B", required=field.is_required(),
+                help=help_text,
+            )  # fmt: skip
         else:
             kind = annotation if annotation in (int, float) else str
-            parser.add_argument(
-                flag, type=kind, default=None, required=field.is_required(), help=help_text
-            )
+            target.add_argument(
+                option, dest=name, type=kind, default=None, required=field.is_required(),
+                help=help_text,
+            )  # fmt: skip
 
 
 def settings_from_args(args: argparse.Namespace, model: type[SettingsT]) -> SettingsT:
     """Settings from parsed flags; flags win over environment variables, which win over
     defaults. Invalid values raise :class:`ConfigurationError` naming the flag."""
+    # An empty positional list is "none given": the field's default applies.
     given = {
         name: getattr(args, name)
         for name in model.model_fields
-        if getattr(args, name, None) is not None
+        if getattr(args, name, None) not in (None, [])
     }
     for name, field in model.model_fields.items():
         if _extra(field, "repeatable") and isinstance(given.get(name), list):

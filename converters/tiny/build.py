@@ -11,18 +11,44 @@ import json
 import logging
 import shutil
 import sys
+import typing
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from babelcap.converters.tiny.common import ARTIFACTS, file_digests, write_build_record
+from babelcap.core.errors import EXIT_FAILED, EXIT_OK
+from babelcap.core.settings import REPEATABLE, split_list
 
-__all__ = ["MODEL_NAMES", "build_models", "check_models"]
+__all__ = ["MODEL_NAMES", "ModelName", "TinySettings", "build_models", "check_models"]
 
 log = logging.getLogger(__name__)
 
+ModelName = Literal["mllama", "llava-next-video", "nllb"]
 #: Artifact folders, in build order. The NLLB build also writes ``nllb-ct2``.
-MODEL_NAMES = ("mllama", "llava-next-video", "nllb")
+MODEL_NAMES: tuple[ModelName, ...] = typing.get_args(ModelName)
+
+
+class TinySettings(BaseSettings):
+    """``babelcap tiny build|check`` (also as ``BABELCAP_TINY_<NAME>``)."""
+
+    model_config = SettingsConfigDict(env_prefix="BABELCAP_TINY_", extra="forbid")
+
+    only: Annotated[list[ModelName], NoDecode] = Field(
+        [], description="only this model (repeat for several; default: all)",
+        json_schema_extra=REPEATABLE,
+    )  # fmt: skip
+    output: Path | None = Field(
+        None, description="folder to write into (default: the committed artifacts)"
+    )
+
+    @field_validator("only", mode="before")
+    @classmethod
+    def _names(cls, value: Any) -> Any:
+        return split_list(value)
 
 
 def _build_one(name: str, root: Path) -> None:
@@ -62,7 +88,7 @@ def build_models(only: Sequence[str] | None = None, *, output: Path | None = Non
     root.mkdir(parents=True, exist_ok=True)
     for name in only or MODEL_NAMES:
         _build_one(name, root)
-    return 0
+    return EXIT_OK
 
 
 def check_models(only: Sequence[str] | None = None, root: Path | None = None) -> int:
@@ -91,4 +117,4 @@ def check_models(only: Sequence[str] | None = None, root: Path | None = None) ->
             sys.stdout.write(f"{name}: differs from BUILD.json in {', '.join(changed)}\n")
         else:
             sys.stdout.write(f"{name}: ok ({len(actual)} files)\n")
-    return 1 if failures else 0
+    return EXIT_FAILED if failures else EXIT_OK

@@ -6,6 +6,7 @@ import pytest
 
 from babelcap.benchmarks.load import redact
 from babelcap.benchmarks.metrics import LevelMetrics, RequestSample, distribution, prometheus_values
+from babelcap.client.records import RecordError, ResultRecord
 from babelcap.client.requests import Completion
 
 
@@ -43,9 +44,11 @@ def test_level_summary_counts_throughput_over_wall_time():
             )
         )
     level.assets = [
-        {"status": "ok", "seconds": 0.5, "timings": {"prepare_s": 0.1, "inference_s": 0.3}},
-        {"status": "error", "seconds": 0.1, "timings": {}},
-    ]
+        ResultRecord(path="a", kind="image", seconds=0.5,
+                     timings={"prepare_s": 0.1, "inference_s": 0.3}),
+        ResultRecord(path="b", kind="image", status="error", seconds=0.1, timings={},
+                     error=RecordError(kind="decode", message="bad")),
+    ]  # fmt: skip
     summary = level.summary()
     assert summary["output_tokens_per_s"] == 6.0 and summary["requests_per_s"] == 2.0
     assert summary["assets_per_min"] == 60.0 and summary["error_rate"] == 0.5

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from babelcap.server.vllm_process import free_port
+from babelcap.server.process import free_port
 
 
 class ThreadedServer:

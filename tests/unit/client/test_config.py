@@ -6,8 +6,8 @@ import pytest
 
 from babelcap.cli import _parser
 from babelcap.client.config import CaptionSettings
-from babelcap.core.settings import settings_from_args
 from babelcap.core.errors import ConfigurationError
+from babelcap.core.settings import settings_from_args
 
 
 def _settings(argv):

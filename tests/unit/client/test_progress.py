@@ -6,6 +6,7 @@ import io
 from collections import Counter
 
 from babelcap.client.progress import Progress, RunStats, render_summary
+from babelcap.client.records import RecordError, ResultRecord, TaskResult
 
 
 class _Terminal(io.StringIO):
@@ -14,11 +15,15 @@ class _Terminal(io.StringIO):
 
 
 def _record(status="ok", seconds=0.5):
-    error = None if status == "ok" else {"kind": "decode", "message": "bad"}
+    error = None if status == "ok" else RecordError(kind="decode", message="bad")
     tasks = (
-        {"description": {"completion_tokens": 10, "prompt_tokens": 90}} if status == "ok" else {}
+        {"description": TaskResult(text="x", completion_tokens=10, prompt_tokens=90)}
+        if status == "ok"
+        else {}
     )
-    return {"kind": "image", "status": status, "error": error, "tasks": tasks, "seconds": seconds}
+    return ResultRecord(
+        path="a.jpg", kind="image", status=status, error=error, tasks=tasks, seconds=seconds
+    )
 
 
 def test_a_terminal_gets_a_bar_with_rate_tokens_errors_and_eta():

@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from babelcap.client.requests import RetryPolicy, ServerPool, retry_delay
 from babelcap.core.errors import RequestFailedError, ServerUnavailableError
-from babelcap.server.vllm_process import free_port
+from babelcap.server.process import free_port
 from tests.unit.client.fakes import ThreadedServer
 
 FAST = RetryPolicy(max_retries=3, initial_delay_s=0.01, max_delay_s=0.05, unavailable_timeout_s=1.0)

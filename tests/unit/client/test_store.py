@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from babelcap.client.records import ResultRecord, TaskResult
 from babelcap.client.store import ResultStore, atomic_path, content_hash, read_records, write_json
 from babelcap.core.errors import ConfigurationError
 
@@ -13,6 +14,10 @@ from babelcap.core.errors import ConfigurationError
 def _record(path, status="ok", settings="s1", content="c1"):
     return {"path": path, "kind": "image", "status": status, "settings_hash": settings,
             "content_hash": content, "error": None}  # fmt: skip
+
+
+def _typed(path, text=""):
+    return ResultRecord(path=path, kind="image", tasks={"description": TaskResult(text=text)})
 
 
 def test_new_run_refuses_an_existing_results_file(tmp_path):
@@ -25,12 +30,12 @@ def test_new_run_refuses_an_existing_results_file(tmp_path):
 def test_append_writes_whole_utf8_lines(tmp_path):
     store = ResultStore(tmp_path / "r.jsonl")
     store.open()
-    store.append({"path": "a", "text": "हिन्दी"})
-    store.append({"path": "b"})
+    store.append(_typed("a", "हिन्दी"))
+    store.append(_typed("b"))
     store.close()
     raw = (tmp_path / "r.jsonl").read_text(encoding="utf-8")
     assert raw.endswith("\n") and "हिन्दी" in raw
-    assert [r["path"] for r in read_records(tmp_path / "r.jsonl")] == ["a", "b"]
+    assert [r.path for r in read_records(tmp_path / "r.jsonl")] == ["a", "b"]
 
 
 def test_resume_keeps_matching_ok_records_and_moves_the_rest_aside(tmp_path):
@@ -47,9 +52,9 @@ def test_resume_keeps_matching_ok_records_and_moves_the_rest_aside(tmp_path):
     store.open()
     assert store.is_done("a", "c1") and not store.is_done("a", "c2")
     assert not store.is_done("b", "c1")
-    store.append(_record("b"))
+    store.append(ResultRecord.model_validate(_record("b")))
     store.close()
-    assert [r["path"] for r in read_records(out)] == ["a", "b"]
+    assert [r.path for r in read_records(out)] == ["a", "b"]
     aside = (tmp_path / "r.jsonl.replaced.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(aside) == 4  # error b, other-settings c, duplicate a, torn d: nothing lost
     assert (store.kept, store.replaced) == (1, 4)
