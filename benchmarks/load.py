@@ -20,7 +20,6 @@ from typing import Any
 
 import httpx
 
-from babelcap.benchmarks.environment import nvidia_smi
 from babelcap.benchmarks.metrics import LevelMetrics, RequestSample, prometheus_values
 from babelcap.benchmarks.workload import Workload
 from babelcap.client.config import CaptionSettings
@@ -28,6 +27,7 @@ from babelcap.client.records import ResultRecord
 from babelcap.client.requests import Completion, by_role, media_hints, role_of
 from babelcap.client.runner import Hooks, caption
 from babelcap.core import defaults
+from babelcap.server.gpu import nvidia_smi
 
 __all__ = ["original_loop", "redact", "run_level", "sequential_level"]
 
