@@ -3,8 +3,11 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 export BABELCAP_VENV := $(abspath $(VENV))
+# The GPU stack (vLLM 0.10.2 from requirements-gpu.lock); builds and tests on any x86-64 Linux.
+GPU_VENV ?= .venv-gpu
+export BABELCAP_GPU_VENV := $(abspath $(GPU_VENV))
 
-.PHONY: stack demo test lint typecheck tiny-models tiny-check
+.PHONY: stack demo test lint typecheck tiny-models tiny-check gpu-stack gpu-lock gpu-test
 
 stack:  ## build the CPU vLLM environment + babelcap in $(VENV)
 	bash server/stack/install_cpu_stack.sh
@@ -21,6 +24,16 @@ typecheck: stack
 
 test: lint typecheck  ## lint, type-check and run every test, the real-vLLM ones included
 	$(PY) -m pytest
+	$(MAKE) gpu-test
+
+gpu-lock:  ## re-resolve pyproject's gpu + dev extras into server/stack/requirements-gpu.lock
+	bash server/stack/install_gpu_stack.sh --lock
+
+gpu-stack:  ## build $(GPU_VENV) from the lock with uv (no GPU needed; seconds when up to date)
+	bash server/stack/install_gpu_stack.sh
+
+gpu-test: gpu-stack  ## babelcap's GPU profiles against the real vLLM 0.10.2, CUDA faked
+	$(GPU_VENV)/bin/python -m pytest tests/gpu
 
 tiny-models: stack  ## retrain the tiny stand-ins into babelcap/stand_ins (about 15 min)
 	$(VENV)/bin/babelcap tiny build

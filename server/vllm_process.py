@@ -7,8 +7,11 @@ terminates the whole process group, waits, then kills.
 
 from __future__ import annotations
 
+import functools
+import importlib.metadata
 import logging
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -21,7 +24,7 @@ from babelcap.core import defaults
 from babelcap.core.errors import BackendStartError
 from babelcap.server.process import free_port, stop_group, wait_healthy
 
-__all__ = ["VllmBackend", "VllmProcess", "tiny_cpu_backends"]
+__all__ = ["VllmBackend", "VllmProcess", "installed_vllm_version", "tiny_cpu_backends"]
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +54,18 @@ class VllmBackend(BaseModel):
         description="environment for the process (e.g. VLLM_CPU_KVCACHE_SPACE)",
     )
 
-    def argv(self, host: str, port: int, python: str | None = None) -> list[str]:
-        """The command line that serves this model on ``host:port``."""
+    def argv(
+        self,
+        host: str,
+        port: int,
+        python: str | None = None,
+        vllm_version: tuple[int, ...] | None = None,
+    ) -> list[str]:
+        """The command line that serves this model on ``host:port``.
+
+        ``vllm_version`` (default: the vLLM installed beside this interpreter) picks the flags
+        that version takes without a deprecation warning.
+        """
         argv = [
             python or sys.executable,
             "-m",
@@ -76,9 +89,27 @@ class VllmBackend(BaseModel):
             argv.append("--enforce-eager")
         if self.limit_mm_per_prompt:
             argv += ["--limit-mm-per-prompt", self.limit_mm_per_prompt]
+        if (vllm_version or installed_vllm_version()) >= (0, 10, 2):
+            # 0.10.2 logs no requests unless asked, and deprecates --disable-log-requests.
+            argv += ["--enable-log-requests"] if self.log_requests else []
+        elif not self.log_requests:
+            argv.append("--disable-log-requests")  # the CPU build (0.9.2) logs them by default
         if not self.log_requests:
-            argv += ["--disable-log-requests", "--disable-uvicorn-access-log"]
+            argv.append("--disable-uvicorn-access-log")
         return argv + list(self.extra_args)
+
+
+@functools.cache
+def installed_vllm_version() -> tuple[int, ...]:
+    """The installed vLLM's release as numbers (``vllm`` or the CPU build's ``vllm-cpu``
+    distribution); the GPU stack's pin, (0, 10, 2), where neither is installed."""
+    for distribution in ("vllm", "vllm-cpu"):
+        try:
+            text = importlib.metadata.version(distribution)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        return tuple(int(part) for part in re.findall(r"\d+", text.split("+")[0])[:3])
+    return (0, 10, 2)
 
 
 def tiny_cpu_backends(dtype: str = "float32") -> list[VllmBackend]:
