@@ -5,11 +5,14 @@ from __future__ import annotations
 
 __all__ = [
     "BACKEND_KEEP_ALIVE_S",
+    "CACHE_DIR_NAME",
+    "CACHE_DIR_VARIABLE",
     "IMAGE_MAX_TILES",
     "IMAGE_TILE_SIZE",
     "JPEG_QUALITY",
     "MAX_PIXELS",
     "MAX_RETRIES",
+    "NLLB_QUANTIZATION",
     "REQUEST_TIMEOUT_S",
     "SERVER_URL",
     "STARTUP_TIMEOUT_S",
@@ -52,3 +55,10 @@ TRANSLATION_MAX_BODY_BYTES = 1_000_000
 
 #: Where clients look for a babelcap server by default.
 SERVER_URL = "http://127.0.0.1:8000"
+
+#: The environment variable that names babelcap's own cache (NLLB converted to CTranslate2).
+CACHE_DIR_VARIABLE = "BABELCAP_CACHE"
+#: That cache's folder under $XDG_CACHE_HOME (else ~/.cache) when the variable is unset.
+CACHE_DIR_NAME = "babelcap"
+#: The CTranslate2 weight type NLLB is converted to when a profile's compute type is "default".
+NLLB_QUANTIZATION = "int8"

@@ -21,6 +21,17 @@ def test_converts_copies_the_tokenizer_and_proves_it_translates(artifacts, tmp_p
     assert json.loads((output / MANIFEST).read_text(encoding="utf-8")) == manifest
 
 
+def test_a_cached_hub_id_is_read_from_the_hugging_face_cache(artifacts, tmp_path, monkeypatch):
+    from tests.hub_fixtures import commit_of, fill_cache
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    fill_cache(tmp_path / "hub", "babelcap-test/tiny-nllb", artifacts / "nllb")
+    manifest = convert_nllb("babelcap-test/tiny-nllb", tmp_path / "ct2")
+    assert manifest["source_model"] == "babelcap-test/tiny-nllb"
+    assert manifest["revision"] == commit_of("babelcap-test/tiny-nllb")
+    assert manifest["probe"]["fra_Latn"] == "Un petit chien dort dans le parc."
+
+
 def test_refuses_a_non_empty_output_unless_forced(artifacts, tmp_path):
     (tmp_path / "keep.txt").write_text("mine", encoding="utf-8")
     with pytest.raises(ConfigurationError, match="not empty: pass --force"):
