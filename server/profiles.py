@@ -22,8 +22,10 @@ __all__ = [
     "BUILTIN_PROFILES",
     "DEFAULT_PROFILE",
     "PROFILE_NAMES",
+    "Hardware",
     "MediaHints",
     "Profile",
+    "ServedModel",
     "TranslationBackend",
     "load_profile",
 ]
@@ -37,6 +39,9 @@ class TranslationBackend(TranslationSettings):
     (:class:`TranslationSettings`), plus the id it is listed under."""
 
     name: str = Field(defaults.TRANSLATION_MODEL_ID, description="id listed by /v1/models")
+    download_gb: float = Field(
+        0.0, ge=0, description="what `babelcap models pull` downloads for it, in GB"
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -50,10 +55,14 @@ class TranslationBackend(TranslationSettings):
         """Only what the profile says: a profile is data, not read from the environment."""
         return (init_settings,)
 
-    def engine_settings(self) -> TranslationSettings:
+    def engine_settings(self, folder: Path | None = None) -> TranslationSettings:
         """The engine's settings: what the profile sets, the rest from the environment
-        (``BABELCAP_TRANSLATION_<FIELD>``) or the defaults, as for ``translation-server``."""
-        return TranslationSettings(**self.model_dump(exclude={"name"}, exclude_unset=True))
+        (``BABELCAP_TRANSLATION_<FIELD>``) or the defaults, as for ``translation-server``;
+        ``folder`` is the converted model where ``model`` names a hub id."""
+        chosen = self.model_dump(exclude={"name", "download_gb"}, exclude_unset=True)
+        if folder is not None:
+            chosen["model"] = folder
+        return TranslationSettings(**chosen)
 
 
 class MediaHints(BaseModel):
@@ -86,6 +95,27 @@ class ServedModel(BaseModel):
     role: Literal["image", "video"] = Field(description="images go to Mllama, videos to LLaVA")
     backend: VllmBackend
     media: MediaHints = Field(default_factory=MediaHints)
+    weights_gb: float = Field(
+        0.0, ge=0, description="GPU memory its weights take once loaded, in GB (1e9 bytes)"
+    )
+    download_gb: float = Field(
+        0.0, ge=0, description="what `babelcap models pull` downloads for it, in GB"
+    )
+
+
+class Hardware(BaseModel):
+    """What a profile needs to run: checked by `babelcap serve --check` (and before serve)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    gpu: bool = Field(True, description="needs an NVIDIA GPU (false: the CPU vLLM build)")
+    vllm: str = Field("0.10.2", description="the vLLM release the profile was made for")
+    min_gpu_memory_gb: float = Field(
+        0.0, ge=0, description="the smallest GPU it fits, in GB (1e9 bytes, as cards are sold)"
+    )
+    min_compute_capability: float = Field(
+        0.0, ge=0, description="the oldest GPU generation it runs on (8.0: Ampere)"
+    )
 
 
 class Profile(BaseModel):
@@ -104,6 +134,16 @@ class Profile(BaseModel):
     startup_timeout_s: float = Field(
         defaults.STARTUP_TIMEOUT_S, gt=0, description="per backend, to /health"
     )
+    hardware: Hardware = Field(default_factory=Hardware)
+
+    def starts_one_by_one(self) -> bool:
+        """Whether backends start one after another, each healthy before the next.
+
+        vLLM measures GPU memory over the whole device while it starts, so two engines starting
+        on one GPU count each other's weights: only a CPU profile with no GPU share set may
+        start its backends together.
+        """
+        return self.hardware.gpu or self.gpu_memory_fraction() > 0
 
     def gpu_memory_fraction(self) -> float:
         """The share of GPU memory the vLLM backends will claim together."""
@@ -143,87 +183,155 @@ def _tiny_cpu(dtype: str = "float32") -> Profile:
             ServedModel(role="video", backend=video, media=MediaHints(frames=4, frame_size=64)),
         ],
         translation=TranslationBackend(name="tiny-nllb", model=stand_in("nllb-ct2")),
+        hardware=Hardware(gpu=False, vllm="0.9.2"),
     )
 
 
-def _mllama(name: str, model: str, memory: float, extra: tuple[str, ...] = ()) -> ServedModel:
-    # vLLM 0.10.2 + Mllama: one leading image per prompt, small batches, eager mode.
+# The engine each model runs on in vLLM 0.10.2, and what it costs (shared/FACTS.md).
+_MLLAMA_ENGINE = (
+    "Mllama runs on vLLM's V0 engine (SupportsV0Only; VLLM_USE_V1=0 is set for it): CUDA graphs "
+    "are off here (--enforce-eager), and V0 encoder-decoder has no prefix caching and no chunked "
+    "prefill, so prompts that share an image still pay for it each time"
+)
+_LLAVA_ENGINE = (
+    "LLaVA-NeXT-Video runs on the V1 engine (prefix caching, chunked prefill, CUDA graphs)"
+)
+
+
+def _mllama(
+    name: str,
+    model: str,
+    memory: float,
+    *,
+    weights_gb: float,
+    download_gb: float,
+    extra: tuple[str, ...] = (),
+) -> ServedModel:
+    # vLLM 0.10.2 + Mllama: one leading image per prompt, small batches, eager mode. Mllama is
+    # V0-only there; the env pins it so a VLLM_USE_V1=1 in the user's environment (which makes
+    # vLLM refuse the model) never reaches the process.
     return ServedModel(
         role="image",
-        backend=VllmBackend(
-            name=name,
-            model=Path(model),
-            dtype="bfloat16",
-            max_model_len=8192,
-            max_num_seqs=16,
-            enforce_eager=True,
-            limit_mm_per_prompt='{"image": 1}',
-            extra_args=("--gpu-memory-utilization", str(memory), *extra),
+        backend=VllmBackend.model_validate(
+            {
+                "name": name,
+                "model": model,
+                "dtype": "bfloat16",
+                "max_model_len": 8192,
+                "max_num_seqs": 16,
+                "enforce_eager": True,
+                "limit_mm_per_prompt": '{"image": 1}',
+                "extra_args": ("--gpu-memory-utilization", str(memory), *extra),
+                "env": {"VLLM_USE_V1": "0"},
+            }
         ),
+        weights_gb=weights_gb,
+        download_gb=download_gb,
     )
 
 
-def _llava_video(memory: float) -> ServedModel:
+def _llava_video(memory: float, max_model_len: int = 8192) -> ServedModel:
+    # 144 tokens a frame: 8 frames and a prompt need about 1,400 tokens; 4096 still holds ~27.
     return ServedModel(
         role="video",
-        backend=VllmBackend(
-            name="llava-next-video-7b",
-            model=Path("/models/LLaVA-NeXT-Video-7B-hf"),
-            dtype="bfloat16",
-            max_model_len=8192,
-            max_num_seqs=32,
-            enforce_eager=False,
-            limit_mm_per_prompt='{"video": 1}',
-            extra_args=("--gpu-memory-utilization", str(memory)),
+        backend=VllmBackend.model_validate(
+            {
+                "name": "llava-next-video-7b",
+                "model": "llava-hf/LLaVA-NeXT-Video-7B-hf",
+                "dtype": "bfloat16",
+                "max_model_len": max_model_len,
+                "max_num_seqs": 32,
+                "enforce_eager": False,
+                "limit_mm_per_prompt": '{"video": 1}',
+                "extra_args": ("--gpu-memory-utilization", str(memory)),
+            }
         ),
+        weights_gb=14.1,
+        download_gb=14.1,
     )
 
 
-_FP8 = "/models/Llama-3.2-11B-Vision-Instruct-FP8-dynamic"
-_NF4 = "/models/Llama-3.2-11B-Vision-Instruct-nf4"
-_BF16 = "/models/Llama-3.2-11B-Vision-Instruct"
-_NLLB_GPU = TranslationBackend(
-    model=Path("/models/nllb-200-distilled-600M-ct2"), device="cuda", compute_type="int8_float16"
-)
+# Hub ids (or local folders in a --config profile); `babelcap models pull PROFILE` fills the
+# Hugging Face cache, and serve reads them from there.
+_FP8 = "RedHatAI/Llama-3.2-11B-Vision-Instruct-FP8-dynamic"
+_BF16 = "meta-llama/Llama-3.2-11B-Vision-Instruct"  # gated: HF_TOKEN for the download
+
+
+def _fp8(memory: float) -> ServedModel:
+    # compressed-tensors FP8-dynamic: W8A8 from compute capability 8.9, Marlin W8A16 on 8.0-8.6.
+    return _mllama("llama-3.2-11b-vision-fp8", _FP8, memory, weights_gb=11.9, download_gb=11.9)
+
+
+def _nllb_gpu() -> TranslationBackend:
+    # Converted to CTranslate2 once, on pull; int8 weights, float16 compute (compute
+    # capability 7.0 or newer, and libcublas.so.12: see `babelcap serve --check`).
+    return TranslationBackend(
+        model=Path("facebook/nllb-200-distilled-600M"),
+        device="cuda",
+        compute_type="int8_float16",
+        download_gb=2.5,
+    )
+
 
 BUILTIN_PROFILES: dict[str, Profile] = {
     "h100-80gb": Profile(
         name="h100-80gb",
-        description="FP8-dynamic Llama 3.2 Vision + LLaVA-NeXT-Video + NLLB on one 80 GB GPU",
-        models=[_mllama("llama-3.2-11b-vision-fp8", _FP8, 0.45), _llava_video(0.40)],
-        translation=_NLLB_GPU,
+        description=f"FP8-dynamic Llama 3.2 11B Vision (45%) + LLaVA-NeXT-Video 7B (40%) + NLLB "
+        f"on one 80 GB GPU, started one after another. {_MLLAMA_ENGINE}. {_LLAVA_ENGINE}.",
+        models=[_fp8(0.45), _llava_video(0.40)],
+        translation=_nllb_gpu(),
+        hardware=Hardware(min_gpu_memory_gb=80, min_compute_capability=8.0),
     ),
     "gpu-24gb-image": Profile(
         name="gpu-24gb-image",
-        description="FP8-dynamic Llama 3.2 Vision alone on a 24 GB card (Ada or newer for FP8)",
-        models=[_mllama("llama-3.2-11b-vision-fp8", _FP8, 0.85)],
-        translation=_NLLB_GPU,
+        description=f"FP8-dynamic Llama 3.2 11B Vision + NLLB on a 24 GB card (native FP8 "
+        f"from compute capability 8.9; Marlin weight-only FP8 on 8.0-8.6). {_MLLAMA_ENGINE}.",
+        models=[_fp8(0.85)],
+        translation=_nllb_gpu(),
+        hardware=Hardware(min_gpu_memory_gb=24, min_compute_capability=8.0),
     ),
     "gpu-24gb-video": Profile(
         name="gpu-24gb-video",
-        description="LLaVA-NeXT-Video-7B alone on a 24 GB card",
-        models=[_llava_video(0.85)],
-        translation=_NLLB_GPU,
+        description=f"LLaVA-NeXT-Video 7B (bf16, --max-model-len 4096 so its KV cache fits "
+        f"beside 14 GB of weights) + NLLB on a 24 GB card. {_LLAVA_ENGINE}.",
+        models=[_llava_video(0.85, max_model_len=4096)],
+        translation=_nllb_gpu(),
+        hardware=Hardware(min_gpu_memory_gb=24, min_compute_capability=8.0),
+    ),
+    "llama-vision-fp8": Profile(
+        name="llama-vision-fp8",
+        description=f"FP8-dynamic Llama 3.2 11B Vision alone, for quantization comparisons "
+        f"(as llama-vision-nf4 and llama-vision-bf16). {_MLLAMA_ENGINE}.",
+        models=[_fp8(0.85)],
+        hardware=Hardware(min_gpu_memory_gb=24, min_compute_capability=8.0),
     ),
     "llama-vision-nf4": Profile(
         name="llama-vision-nf4",
-        description="bitsandbytes NF4 Llama 3.2 Vision, for quantization comparisons",
+        description=f"Llama 3.2 11B Vision quantized to bitsandbytes NF4 while it loads (from "
+        f"the bf16 checkpoint: a 21 GB download, about 7 GB on the GPU; needs bitsandbytes>="
+        f"0.46.1), for quantization comparisons. {_MLLAMA_ENGINE}.",
         models=[
             _mllama(
                 "llama-3.2-11b-vision-nf4",
-                _NF4,
+                _BF16,
                 0.85,
-                ("--quantization", "bitsandbytes", "--load-format", "bitsandbytes"),
+                weights_gb=7.5,
+                download_gb=21.3,
+                extra=("--quantization", "bitsandbytes"),
             )
         ],
+        hardware=Hardware(min_gpu_memory_gb=16, min_compute_capability=8.0),
     ),
     "llama-vision-bf16": Profile(
         name="llama-vision-bf16",
-        description="bf16 Llama 3.2 Vision (needs about 22 GB of weights), the reference",
-        models=[_mllama("llama-3.2-11b-vision-bf16", _BF16, 0.90)],
+        description=f"bf16 Llama 3.2 11B Vision, the reference: 21 GB of weights, so a 40 GB "
+        f"or larger GPU (not a 24 GB card). {_MLLAMA_ENGINE}.",
+        models=[
+            _mllama("llama-3.2-11b-vision-bf16", _BF16, 0.90, weights_gb=21.3, download_gb=21.3)
+        ],
+        hardware=Hardware(min_gpu_memory_gb=40, min_compute_capability=8.0),
     ),
 }
-
 #: Every built-in profile's name; the tiny ones are built on demand (their models are found
 #: where the package is installed).
 PROFILE_NAMES = ("tiny-cpu", "tiny-cpu-bf16", *BUILTIN_PROFILES)

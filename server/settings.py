@@ -34,6 +34,12 @@ class ServeSettings(BaseSettings):
         None, description="require 'Authorization: Bearer KEY' on every route but /health"
     )
     log_dir: Path = Field(Path("out/logs"), description="where each backend's log goes")
+    check: bool = Field(
+        False,
+        description="run the preflight checks (vLLM, GPU, compute capability, memory, "
+        "bitsandbytes, cuBLAS, disk, models), print each verdict, and exit without starting "
+        "anything: 0 when all pass, 2 otherwise",
+    )
 
     @field_validator("config")
     @classmethod

@@ -1,67 +1,27 @@
 """Start every vLLM backend of a profile, keep them up, and stop them all.
 
-Backends start together (each takes a while), readiness is awaited to a deadline while each
-process is watched, a backend that dies later is restarted with bounded exponential backoff,
-and stop() ends every process group it started.
+On a GPU, backends start one after another, each healthy before the next starts: vLLM measures
+memory over the whole device while it starts, so two engines starting together count each
+other's weights. A CPU profile with no GPU share starts them together (each takes a while).
+Readiness is awaited to a deadline while each process is watched, a backend that dies later is
+restarted with bounded exponential backoff, and stop() ends every process group it started.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from babelcap.core.errors import BackendStartError, ConfigurationError
+from babelcap.core.errors import BackendStartError
 from babelcap.server.backends import Backend
-from babelcap.server.gpu import nvidia_smi
 from babelcap.server.profiles import Profile
 from babelcap.server.vllm_process import VllmProcess
 
-__all__ = ["Supervisor", "preflight"]
+__all__ = ["Supervisor"]
 
 log = logging.getLogger(__name__)
-
-
-def preflight(profile: Profile) -> None:
-    """Check what can be checked before anything starts; raise with what to do."""
-    if importlib.util.find_spec("vllm") is None:
-        raise ConfigurationError(
-            "vLLM is not installed here: for the CPU stack run 'make stack' and use .venv/bin/"
-            "babelcap; on a GPU machine pip install 'babelcap[gpu]'"
-        )
-    for served in profile.models:
-        model = served.backend.model
-        if model.is_absolute() and not model.exists():
-            raise ConfigurationError(
-                f"{served.backend.name}: model folder {model} does not exist; download it "
-                "(huggingface-cli download ... --local-dir) or edit the profile"
-            )
-    if profile.translation is not None and not (profile.translation.model / "model.bin").exists():
-        raise ConfigurationError(
-            f"translation model {profile.translation.model} is missing: create it with "
-            "'babelcap convert nllb --model ... --output ...'"
-        )
-    fraction = profile.gpu_memory_fraction()
-    if fraction == 0:
-        return
-    listing = nvidia_smi("memory.free,memory.total", units=False)
-    if listing is None:
-        raise ConfigurationError(
-            f"profile {profile.name} needs an NVIDIA GPU and none is visible; "
-            "use --profile tiny-cpu here"
-        )
-    try:
-        free, total = (float(v) for v in listing.strip().splitlines()[0].split(","))
-    except (IndexError, ValueError):  # nvidia-smi failed: vLLM reports the GPU problem itself
-        return
-    if free < fraction * total:
-        raise ConfigurationError(
-            f"profile {profile.name} wants {fraction:.0%} of the GPU's {total:.0f} MiB but "
-            f"only {free:.0f} MiB are free: stop what else runs there, or lower the "
-            "profile's --gpu-memory-utilization"
-        )
 
 
 class Supervisor:
@@ -75,12 +35,18 @@ class Supervisor:
         host: str = "127.0.0.1",
         echo: bool = True,
         max_restarts: int = 5,
+        python: str | None = None,
     ) -> None:
+        """``python`` runs ``-m vllm.entrypoints.openai.api_server`` (default: this one)."""
         self.profile = profile
         self.max_restarts = max_restarts
         self.processes = {
             m.backend.name: VllmProcess(
-                m.backend, host=host, log_file=log_dir / f"{m.backend.name}.log", echo=echo
+                m.backend,
+                host=host,
+                log_file=log_dir / f"{m.backend.name}.log",
+                echo=echo,
+                python=python,
             )
             for m in profile.models
         }
@@ -96,12 +62,23 @@ class Supervisor:
         self.restarts = dict.fromkeys(self.processes, 0)
 
     def start(self) -> None:
-        """Start all backends and wait until each answers /health (or raise)."""
+        """Start all backends and wait until each answers /health (or raise): one after
+        another where :meth:`Profile.starts_one_by_one`, else all at once."""
+        timeout = self.profile.startup_timeout_s
         try:
+            if self.profile.starts_one_by_one():
+                for n, backend in enumerate(self.backends, 1):
+                    log.info(
+                        "starting %s (%d of %d, one at a time)", backend.name, n, len(self.backends)
+                    )
+                    self.processes[backend.name].start()
+                    self.processes[backend.name].wait_ready(timeout)
+                    backend.state = "ready"
+                return
             for process in self.processes.values():
                 process.start()
             for backend in self.backends:
-                self.processes[backend.name].wait_ready(self.profile.startup_timeout_s)
+                self.processes[backend.name].wait_ready(timeout)
                 backend.state = "ready"
         except BackendStartError:
             self.stop()

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -54,7 +56,14 @@ def create_gateway(
             )
         return sessions[0]
 
-    app = FastAPI(title="babelcap gateway", version=__version__)
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        for session in sessions:
+            await session.close()
+        sessions.clear()
+
+    app = FastAPI(title="babelcap gateway", version=__version__, lifespan=lifespan)
     app.state.backends = by_name
     app.state.metrics = metrics
 
@@ -124,10 +133,5 @@ def create_gateway(
         metrics.registry.register(TranslationCollector(translation))
         install_error_handlers(app)
         app.include_router(translation_router(translation, translation_id))
-
-    @app.on_event("shutdown")
-    async def close() -> None:
-        for session in sessions:
-            await session.close()
 
     return app

@@ -66,13 +66,16 @@ def test_a_pooled_connection_closed_by_the_backend_is_retried_on_a_fresh_one() -
         transport = httpx.ASGITransport(app=app)
         statuses = []
         try:
-            async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+            # The app's lifespan, as uvicorn runs it: its end closes the upstream session.
+            async with (
+                app.router.lifespan_context(app),
+                httpx.AsyncClient(transport=transport, base_url="http://gw") as client,
+            ):
                 for _ in range(3):
                     response = await client.post("/v1/chat/completions", json=_CHAT)
                     statuses.append(response.status_code)
                     assert response.json()["choices"][0]["message"]["content"] == "red"
         finally:
-            await app.router.shutdown()
             server.close()
             await server.wait_closed()
         assert len(answered) == 3  # one answer per fresh connection
