@@ -102,42 +102,36 @@ def _release(version: str) -> tuple[int, ...]:
     return Version(version).release[:3]
 
 
-def _quantization(served: ServedModel) -> str:
-    """How the model's weights run: ``fp8`` (compressed-tensors FP8-dynamic), ``bitsandbytes``
-    or the dtype."""
-    args = list(served.backend.extra_args)
-    if "--quantization" in args:
-        return args[args.index("--quantization") + 1]
-    if "fp8" in str(served.backend.model).lower():
-        return "fp8"
-    return served.backend.dtype
-
-
 def compute_capability_check(served: ServedModel, capability: float, profile: str) -> Check:
-    """A model's quantization and dtype against the GPU's compute capability."""
+    """A model's quantization and dtype against the GPU's compute capability, as
+    :func:`babelcap.server.capabilities.serving_plan` states it (``tests/gpu`` holds that
+    statement against vLLM 0.10.2's own code)."""
+    from babelcap.server.capabilities import serving_plan
+
     name = f"compute capability for {served.backend.name}"
-    scheme = _quantization(served)
-    bf16 = served.backend.dtype == "bfloat16"
-    if capability < 8.0 and (scheme == "fp8" or bf16):
-        what = "FP8-dynamic weights" if scheme == "fp8" else "bfloat16"
+    major, minor = (int(part) for part in f"{capability:.1f}".split("."))
+    plan = serving_plan(served, (major, minor))
+    if plan.refusal is not None:
         return Check(
             name,
             "FAIL",
-            f"{what} need compute capability 8.0 (Ampere) or newer, this GPU has {capability}; "
-            f"profile {profile} cannot run here. llama-vision-nf4 (or llama-vision-bf16 on 40 GB "
-            'and more) works from a --config copy with "dtype": "float16"',
+            f"{plan.refusal}; profile {profile} cannot run here. llama-vision-nf4 (or "
+            'llama-vision-bf16 on 40 GB and more) works from a --config copy with "dtype": '
+            '"float16"',
         )
-    if scheme == "fp8" and capability < 8.9:
+    engine = f"vLLM {plan.engine}" + ("" if plan.prefix_caching else ", no prefix caching")
+    if plan.quantization == "fp8-w8a16-marlin":
         return Check(
             name,
             "warn",
             f"{capability}: vLLM runs FP8-dynamic as Marlin weight-only FP8 (W8A16: FP8 weights, "
             "bf16 math), slower than native W8A8 from 8.9 (Ada, Hopper); llama-vision-nf4 or "
-            "llama-vision-bf16 may be as fast here",
+            f"llama-vision-bf16 may be as fast here ({engine})",
         )
-    if scheme == "fp8":
-        return Check(name, "ok", f"{capability}: native FP8 W8A8 (compressed-tensors)")
-    return Check(name, "ok", f"{capability}: {scheme} runs here")
+    if plan.quantization == "fp8-w8a8":
+        return Check(name, "ok", f"{capability}: native FP8 W8A8 (compressed-tensors; {engine})")
+    what = "bitsandbytes NF4" if plan.quantization == "bitsandbytes-nf4" else served.backend.dtype
+    return Check(name, "ok", f"{capability}: {what} runs here ({engine})")
 
 
 def _vllm_check(profile: Profile) -> Check:
@@ -283,7 +277,9 @@ def _memory_checks(profile: Profile, gpu: GpuFacts | str | None) -> list[Check]:
 
 
 def _bitsandbytes_check(profile: Profile) -> list[Check]:
-    if not any(_quantization(m) == "bitsandbytes" for m in profile.models):
+    from babelcap.server.capabilities import checkpoint_of
+
+    if not any(checkpoint_of(m) == "bitsandbytes" for m in profile.models):
         return []
     name = "bitsandbytes for NF4"
     version = _version("bitsandbytes")
