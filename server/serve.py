@@ -3,13 +3,20 @@
 Order: the preflight checks (``--check`` stops there), the models resolved to local folders,
 the translator loaded and proven by one warm-up translation, the vLLM backends (one after
 another on a GPU), then the gateway, which reports ready only once all of that has passed.
+
+SIGINT, SIGTERM and SIGHUP all stop it the same way: the gateway shuts down, then every vLLM
+process group is stopped (terminate, wait, kill). Should serve itself be SIGKILLed, its vLLM
+API processes die with it (``PR_SET_PDEATHSIG``) and the supervisor's group keeper kills the
+rest of their groups (the engine processes).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import sys
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -42,8 +49,6 @@ _WARM_UP_TARGET = "fra_Latn"
 def serve(settings: ServeSettings) -> int:
     """Run until interrupted; returns the exit code (``--check``: 0 when every check passes,
     2 otherwise)."""
-    import uvicorn
-
     profile = load_profile(settings.profile, settings.config)
     checks = run_checks(profile)
     if settings.check:
@@ -62,13 +67,71 @@ def serve(settings: ServeSettings) -> int:
     if translation is not None:
         engine = _warm_translator(translation)
     api_key = settings.api_key.get_secret_value() if settings.api_key else None
+    _stop_on_signals()
     supervisor = Supervisor(profile, settings.log_dir, host="127.0.0.1")
     if profile.starts_one_by_one() and len(profile.models) > 1:
         sys.stderr.write("babelcap serve: starting the backends one after another (one GPU)\n")
+    try:
+        _run(settings, profile, supervisor, engine, api_key)
+    finally:
+        # A second signal must not cut the stop short (the keeper would still clean up).
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            with contextlib.suppress(ValueError):  # not the main thread
+                signal.signal(sig, signal.SIG_IGN)
+        supervisor.stop()
+    return 0
+
+
+def _stop_on_signals() -> None:
+    """SIGTERM and SIGHUP end serve as Ctrl-C does, through the ``finally`` that stops the
+    backends. uvicorn catches SIGTERM while it runs, shuts down, then raises it again with the
+    handler found before it: this one (the default would end the process on the spot, leaving
+    every vLLM process running). uvicorn does not catch SIGHUP, so SIGHUP is turned into the
+    SIGTERM it does catch; the exit status still names the signal received first."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    received: list[int] = []
+
+    def on_term(signum: int, _: object) -> None:
+        raise SystemExit(128 + (received[0] if received else signum))
+
+    def on_hup(signum: int, _: object) -> None:
+        received.append(signum)
+        signal.raise_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGHUP, on_hup)
+
+
+def _run(
+    settings: ServeSettings,
+    profile: Profile,
+    supervisor: Supervisor,
+    engine: TranslationEngine | None,
+    api_key: str | None,
+) -> None:
+    """Start the backends, then serve the gateway until a signal ends it."""
+    from babelcap.server.translation import LanguageDetector, TranslationLimits
+
+    translation = profile.translation
+    detector = None
+    if engine is not None:  # loaded now, not on the first /detect or source "auto"
+        detector = LanguageDetector(engine.languages)
+        detector.load()
     supervisor.start()
     app = create_gateway(
         supervisor.backends,
-        GatewayConfig(api_key=api_key, allowed_media_domains=profile.allowed_media_domains),
+        GatewayConfig.from_profile(
+            profile,
+            api_key=api_key,
+            max_body_bytes=settings.max_body_bytes,
+            max_translation_body_bytes=settings.max_translation_body_bytes,
+            translation_limits=TranslationLimits(
+                max_chars=settings.max_translation_chars,
+                max_sentences=settings.max_translation_sentences,
+            ),
+        ),
+        detector=detector,
         translation=engine,
         translation_id=translation.name if translation else defaults.TRANSLATION_MODEL_ID,
     )
@@ -76,24 +139,9 @@ def serve(settings: ServeSettings) -> int:
     auth = "API key required" if api_key else "no API key"
     base = f"http://{settings.host}:{settings.port}/v1"
     sys.stderr.write(f"babelcap serve: ready on {base} ({auth})\n")
-    try:
-        # No access log (request lines can carry secrets; the gateway keeps metrics instead), no
-        # Server header, no proxy-header parsing: each saves per-request work on the hot path.
-        # Idle client connections stay open longer than clients keep them (httpx, and so the
-        # OpenAI SDK, drops them after 5 s), so a client never reuses one being closed.
-        uvicorn.run(
-            app,
-            host=settings.host,
-            port=settings.port,
-            log_level="warning",
-            access_log=False,
-            proxy_headers=False,
-            server_header=False,
-            timeout_keep_alive=defaults.BACKEND_KEEP_ALIVE_S,
-        )
-    finally:
-        supervisor.stop()
-    return 0
+    from babelcap.server.http_server import run as run_http
+
+    run_http(app, host=settings.host, port=settings.port)
 
 
 def _with_local_models(profile: Profile) -> Profile:

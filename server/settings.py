@@ -34,6 +34,30 @@ class ServeSettings(BaseSettings):
         None, description="require 'Authorization: Bearer KEY' on every route but /health"
     )
     log_dir: Path = Field(Path("out/logs"), description="where each backend's log goes")
+    max_body_bytes: int = Field(
+        defaults.CHAT_MAX_BODY_BYTES,
+        gt=0,
+        description="largest chat request body (media inline); larger ones get 413, counted "
+        "while read (chunked bodies too)",
+    )
+    max_translation_body_bytes: int = Field(
+        defaults.TRANSLATION_MAX_BODY_BYTES,
+        gt=0,
+        description="largest body of the translation routes (/v1/translations, /translate, "
+        "/detect, /languages); larger get 413",
+    )
+    max_translation_chars: int = Field(
+        defaults.TRANSLATION_MAX_CHARS,
+        gt=0,
+        description="most characters of text one translation request may send (413; 400 on "
+        "LibreTranslate's routes)",
+    )
+    max_translation_sentences: int = Field(
+        defaults.TRANSLATION_MAX_SENTENCES,
+        gt=0,
+        description="most sentences x target languages one translation request may ask for "
+        "(413; 400 on LibreTranslate's routes)",
+    )
     check: bool = Field(
         False,
         description="run the preflight checks (vLLM, GPU, compute capability, memory, "
@@ -62,4 +86,16 @@ class TranslationServerSettings(BaseSettings):
     port: int = Field(8100, ge=0, le=65535, description="port")
     max_body_bytes: int = Field(
         defaults.TRANSLATION_MAX_BODY_BYTES, gt=0, description="larger requests get 413"
+    )
+    max_translation_chars: int = Field(
+        defaults.TRANSLATION_MAX_CHARS,
+        gt=0,
+        description="most characters of text one translation request may send (413; 400 on "
+        "LibreTranslate's routes)",
+    )
+    max_translation_sentences: int = Field(
+        defaults.TRANSLATION_MAX_SENTENCES,
+        gt=0,
+        description="most sentences x target languages one translation request may ask for "
+        "(413; 400 on LibreTranslate's routes)",
     )

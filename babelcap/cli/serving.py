@@ -17,20 +17,28 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _translation_server(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from babelcap.core import defaults
+    from babelcap.server.http_server import run
     from babelcap.server.settings import TranslationServerSettings
-    from babelcap.server.translation import TranslationEngine, TranslationSettings
+    from babelcap.server.translation import (
+        LanguageDetector,
+        TranslationEngine,
+        TranslationLimits,
+        TranslationSettings,
+    )
     from babelcap.server.translation.api import create_app
 
     settings = settings_from_args(args, TranslationServerSettings)
     engine = TranslationEngine(TranslationSettings(model=settings.model))
-    app = create_app(engine, max_body_bytes=settings.max_body_bytes)
-    uvicorn.run(
-        app, host=settings.host, port=settings.port, log_level="info",
-        timeout_keep_alive=defaults.BACKEND_KEEP_ALIVE_S,
-    )  # fmt: skip
+    limits = TranslationLimits(
+        max_chars=settings.max_translation_chars,
+        max_sentences=settings.max_translation_sentences,
+    )
+    detector = LanguageDetector(engine.languages)
+    detector.load()
+    app = create_app(
+        engine, max_body_bytes=settings.max_body_bytes, limits=limits, detector=detector
+    )
+    run(app, host=settings.host, port=settings.port, log_level="info")
     return 0
 
 
