@@ -7,27 +7,20 @@ The body limit runs just before it (:class:`babelcap.server.asgi.BodyLimit`); ``
 from __future__ import annotations
 
 import hmac
-import json
 import time
 
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from babelcap.server.asgi import read_body, replay
+from babelcap.server.asgi import read_body
 from babelcap.server.gateway.config import GatewayConfig
-from babelcap.server.gateway.metrics import Metrics
+from babelcap.server.gateway.metrics import Metrics, route_label
 from babelcap.server.gateway.relay import ChatRelay
 from babelcap.server.http_errors import openai_error
+from babelcap.server.translation.libre import api_key_from, replay_then
+from babelcap.server.translation.responses import LIBRE_PATHS
 
 __all__ = ["Guard"]
-
-
-def _libre_api_key(raw: bytes) -> str:
-    try:
-        body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return ""
-    key = body.get("api_key") if isinstance(body, dict) else None
-    return key if isinstance(key, str) else ""
 
 
 class Guard:
@@ -54,17 +47,30 @@ class Guard:
             headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
             given = headers.get("authorization", "")
             token = given[7:] if given.lower().startswith("bearer ") else ""
-            if not token and path == "/translate":  # LibreTranslate sends it in the body
-                body = await read_body(receive)
-                token = _libre_api_key(body)
-                receive = replay(body)
+            libre = path in LIBRE_PATHS
+            if not token and libre:
+                # LibreTranslate's clients send the key as api_key: in a JSON or form body
+                # (libretranslatepy: form data, even on GET /languages) or in the query.
+                body = await read_body(receive)  # bounded: BodyLimit runs first
+                token = await api_key_from(scope, body)
+                receive = replay_then(body, receive)  # the route still sees a disconnect
             if not hmac.compare_digest(token.encode(), self.config.api_key.encode()):
-                refusal = openai_error(
-                    401,
-                    "missing or wrong API key: send 'Authorization: Bearer KEY'",
-                    "authentication_error",
-                    "invalid_api_key",
-                )
+                # LibreTranslate's shape on its routes: 401 without a key, 403 for a wrong one
+                # (LibreTranslate's own answer to a wrong key).
+                refusal = (
+                    JSONResponse(
+                        {"error": ("Invalid" if token else "Missing") + " API key: send it as "
+                         "api_key (in the body or the query) or as 'Authorization: Bearer KEY'"},
+                        status_code=403 if token else 401,
+                    )
+                    if libre
+                    else openai_error(
+                        401,
+                        "missing or wrong API key: send 'Authorization: Bearer KEY'",
+                        "authentication_error",
+                        "invalid_api_key",
+                    )
+                )  # fmt: skip
                 await refusal(scope, receive, send)
                 return
         status = 500
@@ -85,5 +91,6 @@ class Guard:
         finally:
             self.metrics.in_flight.dec()
             model = scope.get("state", {}).get("model", "")
-            self.metrics.requests.labels(path, model, str(status)).inc()
-            self.metrics.latency.labels(path, model).observe(time.perf_counter() - started)
+            route = route_label(scope)
+            self.metrics.requests.labels(route, model, str(status)).inc()
+            self.metrics.latency.labels(route, model).observe(time.perf_counter() - started)

@@ -7,8 +7,9 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily
+from starlette.types import Scope
 
-__all__ = ["Metrics", "TranslationCollector", "count_tokens"]
+__all__ = ["Metrics", "TranslationCollector", "count_tokens", "route_label"]
 
 
 class Metrics:
@@ -55,6 +56,16 @@ class TranslationCollector:
             "Sentences x languages translated",
             value=self.engine.sentences_total,
         )
+
+
+def route_label(scope: Scope) -> str:
+    """A request's ``route`` label: the template of the route that served it
+    (``/metrics/backends/{model}``), never the raw path, so that random paths add no series."""
+    path: str = scope["path"]
+    if path == "/v1/chat/completions":  # the relay, past the router
+        return path
+    template: object = getattr(scope.get("route"), "path", None)
+    return template if isinstance(template, str) else "unmatched"
 
 
 def count_tokens(metrics: Metrics, model: str, content: bytes) -> None:

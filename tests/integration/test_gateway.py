@@ -203,3 +203,23 @@ def _restarts(base: str, headers: dict[str, str]) -> float:
         if line.startswith('babelcap_backend_restarts_total{model="tiny-mllama"}'):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
+
+
+def test_a_client_that_leaves_a_non_streamed_chat_cancels_the_backend_request(gateway):
+    base, _ = gateway
+    headers = {"Authorization": f"Bearer {KEY}"}
+
+    def generated() -> float:
+        text = httpx.get(f"{base}/metrics/backends/tiny-llava-next-video", headers=headers).text
+        return prometheus_values(text)["vllm:generation_tokens_total"]
+
+    before = generated()
+    body = {
+        "model": "tiny-llava-next-video",
+        "messages": _messages(_video(["red", "blue"]), "Describe this video."),
+        "max_tokens": 1500, "ignore_eos": True,  # about 1,500 tokens, answered at the end
+    }  # fmt: skip
+    with pytest.raises(httpx.ReadTimeout):  # the client gives up before the answer
+        httpx.post(f"{base}/v1/chat/completions", json=body, headers=headers, timeout=0.5)
+    time.sleep(6)  # as above: long enough for all 1,500 tokens had it not been cancelled
+    assert generated() - before < 1000, "the backend kept generating for a client that left"
