@@ -1,31 +1,34 @@
-"""HTTP routes for translation: babelcap's ``/v1/translations`` and LibreTranslate's
-``/translate`` and ``/languages``, so existing LibreTranslate clients work unchanged.
+"""HTTP routes for translation: babelcap's ``/v1/translations``, and LibreTranslate's
+``/translate``, ``/detect``, ``/languages`` and ``/frontend/settings`` (:mod:`.libre`), so
+existing LibreTranslate clients work unchanged.
 
 Mount :func:`router` in any FastAPI app (the gateway does); :func:`create_app` runs it alone.
+Every request is bounded (body bytes by ``server/asgi.py``; characters and sentences x target
+languages by :class:`~.limits.TranslationLimits`), and a client that disconnects cancels its
+translation: sentences not yet sent to the model are dropped.
 """
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from babelcap.core import defaults
 from babelcap.core.errors import TranslationError
 from babelcap.core.version import __version__
 from babelcap.server.asgi import BodyLimit
-from babelcap.server.http_errors import openai_error
+from babelcap.server.translation.detect import LanguageDetector
 from babelcap.server.translation.engine import TranslationEngine
 from babelcap.server.translation.languages import UnknownLanguageError
+from babelcap.server.translation.libre import libre_router
+from babelcap.server.translation.limits import TranslationLimits
+from babelcap.server.translation.responses import answer, documented, error_response
 
-__all__ = ["create_app", "router"]
-
-#: LibreTranslate routes answer errors as ``{"error": "..."}``; the /v1 routes in OpenAI's shape.
-_LIBRE_PATHS = ("/translate", "/languages")
+__all__ = ["create_app", "install_error_handlers", "router"]
 
 
 class TranslationRequest(BaseModel):
@@ -39,95 +42,108 @@ class TranslationRequest(BaseModel):
     model: str | None = Field(None, description="accepted for OpenAI-style clients; ignored")
 
 
-class LibreRequest(BaseModel):
-    """``POST /translate`` in LibreTranslate's shape."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    q: str | list[str]
-    source: str = "auto"
-    target: str
-    format: str = "text"
-    api_key: str | None = None
+class _Outputs(BaseModel):
+    target_language: str
+    texts: list[str]
 
 
-def _error(path: str, status: int, message: str, kind: str, code: str | None) -> Response:
-    if path in _LIBRE_PATHS:
-        return JSONResponse({"error": message}, status_code=status)
-    return openai_error(status, message, kind, code)
+class TranslationResponse(BaseModel):
+    """``POST /v1/translations``'s answer: per target language, one output per input text."""
+
+    object: str = "translation"
+    model: str
+    source_language: str
+    translations: list[_Outputs]
+    usage: dict[str, int] = Field(description="sentences, input_tokens, output_tokens")
+    timing: dict[str, float] = Field(description="seconds")
 
 
-def router(engine: TranslationEngine, model_id: str = defaults.TRANSLATION_MODEL_ID) -> APIRouter:
-    """The translation routes, bound to ``engine``."""
+def _validated(raw: bytes, content_type: str) -> TranslationRequest:
+    media = content_type.split(";")[0].strip().lower()
+    if media and not media.endswith(("/json", "+json")):
+        raise TranslationError(
+            f"invalid request: a body of type {media!r} is not read: send JSON "
+            "(Content-Type: application/json)"
+        )
+    try:
+        return TranslationRequest.model_validate_json(raw)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in error.errors()
+        )
+        raise TranslationError(f"invalid request: {problems}") from None
+
+
+def router(
+    engine: TranslationEngine,
+    model_id: str = defaults.TRANSLATION_MODEL_ID,
+    *,
+    limits: TranslationLimits | None = None,
+    detector: LanguageDetector | None = None,
+    api_key_required: bool = False,
+) -> APIRouter:
+    """The translation routes, bound to ``engine``. ``limits`` bound each request (defaults
+    from :mod:`babelcap.core.defaults`); ``api_key_required`` is what ``/frontend/settings``
+    tells LibreTranslate's web frontend."""
+    limits = limits or TranslationLimits()
     routes = APIRouter()
 
-    @routes.post("/v1/translations")
-    async def translations(body: TranslationRequest) -> dict[str, Any]:
-        texts = [body.text] if isinstance(body.text, str) else body.text
-        result = await engine.translate(texts, body.target_languages, body.source_language)
-        return {
-            "object": "translation",
-            "model": model_id,
-            "source_language": engine.languages.resolve(body.source_language),
-            "translations": [
-                {"target_language": target, "texts": outputs}
-                for target, outputs in result.texts.items()
-            ],
-            "usage": {
-                "sentences": result.sentences,
-                "input_tokens": result.input_tokens,
-                "output_tokens": result.output_tokens,
-            },
-            "timing": {"seconds": round(result.seconds, 4)},
-        }
+    @routes.post(
+        "/v1/translations",
+        response_model=None,
+        responses={200: {"model": TranslationResponse},
+                   **documented([400, 401, 408, 413, 422, 500], libre=False)},
+        openapi_extra={"requestBody": {"required": True, "content": {
+            "application/json": {"schema": TranslationRequest.model_json_schema()}}}},
+    )  # fmt: skip
+    async def translations(request: Request) -> Response:
+        """Translate each text into each target language, sentence by sentence."""
+        raw = await request.body()  # read here: a body over the limit is the body limit's 413
 
-    @routes.post("/translate")
-    async def translate(body: LibreRequest) -> dict[str, Any]:
-        if body.format not in ("text", "html"):
-            raise TranslationError(f"format {body.format!r} is not supported: use 'text'")
-        # Captions are English: "auto" means English here (no language detection is done).
-        source = "eng_Latn" if body.source == "auto" else body.source
-        texts = [body.q] if isinstance(body.q, str) else body.q
-        result = await engine.translate(texts, [body.target], source)
-        outputs = next(iter(result.texts.values()))
-        answer: dict[str, Any] = {
-            "translatedText": outputs[0] if isinstance(body.q, str) else outputs
-        }
-        if body.source == "auto":
-            answer["detectedLanguage"] = {"confidence": 0.0, "language": "en"}
-        return answer
+        async def work() -> Response:
+            body = _validated(raw, request.headers.get("content-type", ""))
+            texts = [body.text] if isinstance(body.text, str) else body.text
+            result = await engine.translate(
+                texts, body.target_languages, body.source_language, limits
+            )
+            return JSONResponse(
+                {
+                    "object": "translation",
+                    "model": model_id,
+                    "source_language": engine.languages.resolve(body.source_language),
+                    "translations": [
+                        {"target_language": target, "texts": outputs}
+                        for target, outputs in result.texts.items()
+                    ],
+                    "usage": {
+                        "sentences": result.sentences,
+                        "input_tokens": result.input_tokens,
+                        "output_tokens": result.output_tokens,
+                    },
+                    "timing": {"seconds": round(result.seconds, 4)},
+                }
+            )
 
-    @routes.get("/languages")
-    async def languages() -> list[dict[str, Any]]:
-        codes = engine.languages.codes
-        return [{"code": code, "name": _name(code), "targets": codes} for code in codes]
+        return await answer(request, work, libre=False)
 
+    detector = detector or LanguageDetector(engine.languages)
+    routes.include_router(libre_router(engine, detector, limits, api_key_required=api_key_required))
     return routes
 
 
-@functools.lru_cache(maxsize=512)
-def _name(code: str) -> str:
-    import langcodes
-
-    try:
-        script = langcodes.Language.get(code[:3]).display_name()
-    except (LookupError, ValueError, ImportError):
-        return code
-    return f"{script} ({code[4:]})"
-
-
 def install_error_handlers(app: FastAPI) -> None:
-    """JSON errors with the right status: 400 for bad codes, bodies and texts."""
+    """JSON errors in each route's shape for errors raised outside the translation routes'
+    own handling (FastAPI's request validation of other routes, stray TranslationErrors)."""
 
     @app.exception_handler(UnknownLanguageError)
     async def unknown_language(request: Request, error: UnknownLanguageError) -> Response:
         path = request.url.path
-        return _error(path, 400, str(error), "invalid_request_error", "unknown_language")
+        return error_response(path, 400, str(error), "invalid_request_error", "unknown_language")
 
     @app.exception_handler(TranslationError)
     async def translation_error(request: Request, error: TranslationError) -> Response:
         path = request.url.path
-        return _error(path, 400, str(error), "invalid_request_error", "translation_error")
+        return error_response(path, 400, str(error), "invalid_request_error", "invalid_request")
 
     @app.exception_handler(RequestValidationError)
     async def invalid_body(request: Request, error: RequestValidationError) -> Response:
@@ -136,7 +152,7 @@ def install_error_handlers(app: FastAPI) -> None:
             for e in error.errors()
         )
         message = f"invalid request: {problems}"
-        return _error(request.url.path, 400, message, "invalid_request_error", None)
+        return error_response(request.url.path, 400, message, "invalid_request_error", None)
 
 
 def create_app(
@@ -144,6 +160,8 @@ def create_app(
     *,
     max_body_bytes: int = defaults.TRANSLATION_MAX_BODY_BYTES,
     model_id: str = defaults.TRANSLATION_MODEL_ID,
+    limits: TranslationLimits | None = None,
+    detector: LanguageDetector | None = None,
 ) -> FastAPI:
     """A stand-alone translation server (the gateway mounts :func:`router` instead)."""
     app = FastAPI(title="babelcap translation", version=__version__)
@@ -151,13 +169,13 @@ def create_app(
         BodyLimit,
         limit=max_body_bytes,
         hint="send less text per request, or raise --max-body-bytes",
-        error_for=_error,
+        error_for=error_response,
     )
     install_error_handlers(app)
-    app.include_router(router(engine, model_id))
+    app.include_router(router(engine, model_id, limits=limits, detector=detector))
 
     @app.get("/health")
-    async def health() -> dict[str, str]:
+    async def health() -> dict[str, Any]:
         return {"status": "ok"}
 
     app.router.on_shutdown.append(engine.aclose)
