@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from babelcap.core import defaults
-from babelcap.server.process import free_port, stop_group, wait_healthy
+from babelcap.server.process import die_with_parent, free_port, stop_group, wait_healthy
 from babelcap.server.profiles import DEFAULT_PROFILE
 
 __all__ = ["Served", "local_server"]
@@ -35,7 +35,10 @@ def local_server(
     api_key: str | None = None,
 ) -> Iterator[Served]:
     """Start ``babelcap serve`` on a free loopback port, wait for ``/health``, yield it, and stop
-    it as Ctrl-C does (it stops every vLLM process it started) on exit."""
+    it as Ctrl-C does (it stops every vLLM process it started) on exit.
+
+    Should this process die without that stop (SIGKILL), serve gets SIGTERM from the kernel
+    (``PR_SET_PDEATHSIG``) and stops its backends the same way."""
     port = free_port()
     logs.mkdir(parents=True, exist_ok=True)
     source = ["--config", str(config)] if config else ["--profile", profile]
@@ -46,6 +49,7 @@ def local_server(
             [sys.executable, "-m", "babelcap", "serve", *source, "--port", str(port),
              "--log-dir", str(logs), *key],
             stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=die_with_parent(signal.SIGTERM),
         )  # fmt: skip
         base = f"http://127.0.0.1:{port}"
         try:

@@ -24,6 +24,7 @@ __all__ = [
     "PROFILE_NAMES",
     "Hardware",
     "MediaHints",
+    "MediaLimits",
     "Profile",
     "ServedModel",
     "TranslationBackend",
@@ -87,6 +88,21 @@ class MediaHints(BaseModel):
     )
 
 
+class MediaLimits(BaseModel):
+    """How much media the gateway lets one request send the model, checked from headers before
+    anything is decoded; a limit left unset is derived from the media hints (16 times the
+    pixels an image's tiles hold, 4 times the frames, 32 times a frame's pixels)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_image_pixels: int | None = Field(None, gt=0, description="pixels (w x h) per image")
+    max_video_frames: int | None = Field(None, gt=0, description="frames per video")
+    max_frame_pixels: int | None = Field(None, gt=0, description="pixels (w x h) per frame")
+    max_request_pixels: int | None = Field(
+        None, gt=0, description="pixels of all images and frames in one request"
+    )
+
+
 class ServedModel(BaseModel):
     """A vision model: the vLLM backend and the media kind it takes."""
 
@@ -95,6 +111,7 @@ class ServedModel(BaseModel):
     role: Literal["image", "video"] = Field(description="images go to Mllama, videos to LLaVA")
     backend: VllmBackend
     media: MediaHints = Field(default_factory=MediaHints)
+    limits: MediaLimits = Field(default_factory=MediaLimits)
     weights_gb: float = Field(
         0.0, ge=0, description="GPU memory its weights take once loaded, in GB (1e9 bytes)"
     )
@@ -131,6 +148,11 @@ class Profile(BaseModel):
         default_factory=list,
         description="hosts whose http(s) media URLs requests may name; empty = data: URLs only",
     )
+    allowed_request_fields: list[str] = Field(
+        default_factory=list,
+        description="chat fields the gateway refuses by default (chat_template, "
+        "prompt_logprobs, guided_json, ...: see the README) that it relays anyway",
+    )
     startup_timeout_s: float = Field(
         defaults.STARTUP_TIMEOUT_S, gt=0, description="per backend, to /health"
     )
@@ -161,6 +183,15 @@ class Profile(BaseModel):
                 f"the models' --gpu-memory-utilization values add up to "
                 f"{self.gpu_memory_fraction():.2f}; keep the sum at 0.95 or less on one GPU"
             )
+        if self.allowed_request_fields:
+            from babelcap.server.gateway.validation import REFUSED_UNLESS_ALLOWED
+
+            unknown = sorted(set(self.allowed_request_fields) - REFUSED_UNLESS_ALLOWED.keys())
+            if unknown:
+                raise ValueError(
+                    f"allowed_request_fields: {unknown} are not fields the gateway refuses; "
+                    f"choose from {sorted(REFUSED_UNLESS_ALLOWED)}"
+                )
         names = [m.backend.name for m in self.models]
         if len(set(names)) != len(names):
             raise ValueError(f"model names must be unique: {names}")

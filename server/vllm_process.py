@@ -1,28 +1,46 @@
 """Start, watch and stop one ``vllm serve`` process (the CPU or GPU build) for one model.
 
 The argv is built from a typed spec, never from code constants; readiness is ``/health`` polled
-to a deadline while the process is watched, so a crash fails fast with its last log lines; stop
-terminates the whole process group, waits, then kills.
+to a deadline while the process is watched, so a crash fails fast with its last log lines; once
+ready, every process of its group (the API server and the engine processes it forked) is
+recorded, and :meth:`VllmProcess.problem` names the first that is gone. Stop terminates the
+whole process group, waits, then kills. The API process dies with its parent
+(``PR_SET_PDEATHSIG``), and a :class:`~babelcap.server.process.GroupKeeper` given to it kills
+the whole group (engine processes included) if the parent dies without stopping it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import importlib.metadata
 import logging
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import IO
 
+import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from babelcap.core import defaults
 from babelcap.core.errors import BackendStartError
-from babelcap.server.process import free_port, stop_group, wait_healthy
+from babelcap.server.process import (
+    GroupKeeper,
+    die_with_parent,
+    free_port,
+    group_members,
+    is_alive,
+    log_tail,
+    stop_group,
+    wait_healthy,
+)
 
 __all__ = ["VllmBackend", "VllmProcess", "installed_vllm_version", "tiny_cpu_backends"]
 
@@ -155,7 +173,9 @@ class VllmProcess:
         log_file: Path | None = None,
         python: str | None = None,
         echo: bool = False,
+        keeper: GroupKeeper | None = None,
     ) -> None:
+        """``keeper`` (if given) kills the process group should this process die first."""
         self.backend = backend
         self.host = host
         self.port = port or free_port(host)
@@ -165,6 +185,9 @@ class VllmProcess:
         self._echo_thread: threading.Thread | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
+        self.keeper = keeper
+        # Every process of the group once ready: pid -> (start time, command name).
+        self._members: dict[int, tuple[str, str]] = {}
 
     @property
     def base_url(self) -> str:
@@ -172,7 +195,11 @@ class VllmProcess:
         return f"http://{self.host}:{self.port}/v1"
 
     def start(self) -> None:
-        """Launch the process in its own process group (so stop() reaches its workers too)."""
+        """Launch the process in its own process group (so stop() reaches its workers too).
+
+        Call it from a thread that outlives the process (the main or event-loop thread): the
+        process is killed when the thread that started it exits (``PR_SET_PDEATHSIG``).
+        """
         if not self.backend.model.is_dir():
             raise BackendStartError(
                 f"{self.backend.name}: model folder {self.backend.model} does not exist; "
@@ -196,7 +223,11 @@ class VllmProcess:
                 **self.backend.env,
             },
             start_new_session=True,
+            preexec_fn=die_with_parent(),
         )
+        self._members = {}
+        if self.keeper is not None:
+            self.keeper.add(self._process.pid)
         if self.echo:
             self._echo_thread = threading.Thread(
                 target=self._copy_output, args=(self._process,), daemon=True
@@ -226,17 +257,75 @@ class VllmProcess:
             log_file=self.log_file,
             interval=1.0,
         )
-        log.info("%s is ready on %s", self.backend.name, self.base_url)
+        self._record_members()
+
+    async def wait_ready_async(self, timeout: float = defaults.STARTUP_TIMEOUT_S) -> None:
+        """:meth:`wait_ready` for an event loop (cancellable: a restart that serve's shutdown
+        interrupts does not keep a thread polling)."""
+        process = self._process
+        if process is None:
+            raise BackendStartError(f"{self.backend.name}: wait_ready() before start()")
+        name = f"{self.backend.name} (vllm)"
+        deadline = time.monotonic() + timeout
+        async with httpx.AsyncClient(timeout=5.0) as client:
+            while True:
+                code = process.poll()
+                if code is not None:
+                    raise BackendStartError(
+                        f"{name} exited with code {code} before it was ready:\n"
+                        f"{log_tail(self.log_file)}"
+                    )
+                with contextlib.suppress(httpx.HTTPError):
+                    answer = await client.get(f"http://{self.host}:{self.port}/health")
+                    if answer.status_code == 200:
+                        break
+                if time.monotonic() > deadline:
+                    raise BackendStartError(
+                        f"{name} was not ready after {timeout:.0f} s:\n{log_tail(self.log_file)}"
+                    )
+                await asyncio.sleep(1.0)
+        self._record_members()
+
+    def _record_members(self) -> None:
+        """Remember every process of the group (the API server, its engine, vLLM's helpers)
+        as it is once ready, for :meth:`problem`."""
+        assert self._process is not None
+        self._members = {}
+        for pid, started in group_members(self._process.pid).items():
+            self._members[pid] = (started, _command_name(pid))
+        log.info(
+            "%s is ready on %s (processes: %s)",
+            self.backend.name,
+            self.base_url,
+            ", ".join(f"{pid} {name}" for pid, (_, name) in sorted(self._members.items())),
+        )
 
     def alive(self) -> bool:
         """Whether the process is running."""
         return self._process is not None and self._process.poll() is None
 
-    def stop(self, grace: float = 15.0) -> None:
-        """SIGTERM the process group, wait up to ``grace`` seconds, then SIGKILL it."""
+    def problem(self) -> str | None:
+        """What is wrong with a started process: the API process exited, or one of the group's
+        processes recorded when it became ready (the engine) is gone; None when all run."""
+        if self._process is None:
+            return "not started"
+        code = self._process.poll()
+        if code is not None:
+            return f"the vLLM API process exited with code {code}"
+        for pid, (started, name) in sorted(self._members.items()):
+            if not is_alive(pid, started):
+                return f"its process {pid} ({name}) is gone (the engine died or was killed)"
+        return None
+
+    def stop(self, grace: float = 15.0, first: signal.Signals = signal.SIGTERM) -> None:
+        """Send ``first`` (SIGTERM) to the process group, wait up to ``grace`` seconds, then
+        SIGKILL it."""
         process, self._process = self._process, None
+        self._members = {}
         if process is not None:
-            stop_group(process, name=self.backend.name, grace=grace)
+            stop_group(process, name=self.backend.name, first=first, grace=grace)
+            if self.keeper is not None:
+                self.keeper.drop(process.pid)
         if self._echo_thread is not None:
             self._echo_thread.join(timeout=5)
             self._echo_thread = None
@@ -250,3 +339,12 @@ class VllmProcess:
 
     def __exit__(self, *_: object) -> None:
         self.stop()
+
+
+def _command_name(pid: int) -> str:
+    """The process's command name (``/proc/PID/comm``), for messages."""
+    try:
+        with open(f"/proc/{pid}/comm", encoding="utf-8", errors="replace") as handle:
+            return handle.read().strip()
+    except OSError:
+        return "?"
