@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -93,6 +94,17 @@ class CaptionSettings(BaseSettings):
     @classmethod
     def _comma_lists(cls, value: Any) -> Any:
         return split_list(value)
+
+    @field_validator("server")
+    @classmethod
+    def _urls(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("give a server URL, e.g. http://127.0.0.1:8000")
+        for url in value:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"{url!r} is not an http(s) URL; e.g. http://127.0.0.1:8000")
+        return value
 
     def fingerprint(self) -> dict[str, Any]:
         """The settings that change a result (for resume keys); paths and limits excluded."""

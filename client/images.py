@@ -6,11 +6,18 @@ scale (``draft``) when the model sees less; EXIF orientation is applied; alpha i
 onto white (not black); 16-bit, CMYK and palette images are converted correctly; an animated
 image contributes its middle frame, and says so; the result is no larger than what the model
 uses (Llama 3.2 Vision: 560 px tiles, at most 4), so 12 MP never crosses the wire.
+
+An image too long for the model's tile grid (more than 4 x ``max_tiles`` to 1: a 20000x50
+banner) would reach it as a strip a few pixels high: it is cut along its long side into pieces
+that are stacked (a wide image top to bottom, a tall one left to right, with a thin white gap),
+so the model sees all of it at a legible scale, and the record says so (``split``). Padding
+keeps the strip illegible and a centre crop loses most of it.
 """
 
 from __future__ import annotations
 
 import io
+import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +29,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from babelcap.core import defaults
 from babelcap.core.errors import MediaDecodeError
 
-__all__ = ["PreparedImage", "prepare_image", "target_size", "to_rgb"]
+__all__ = ["PreparedImage", "pieces", "prepare_image", "target_size", "to_rgb"]
 
 try:  # HEIC/HEIF when the optional plugin is installed (pip install pillow-heif)
     from pillow_heif import register_heif_opener
@@ -51,6 +58,53 @@ def target_size(width: int, height: int, tile_size: int, max_tiles: int) -> tupl
             scale = max(scale, min(columns * tile_size / width, rows * tile_size / height))
     scale = min(scale, 1.0)
     return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def pieces(width: int, height: int, max_tiles: int) -> int:
+    """How many pieces to cut an image into (1: none). Past 4 x ``max_tiles`` to 1 the model
+    would see the image less than a quarter of a tile thick; cutting it into about the square
+    root of its aspect ratio makes the stack roughly square."""
+    ratio = max(width, height) / max(1, min(width, height))
+    if ratio <= 4 * max_tiles:
+        return 1
+    return min(math.ceil(math.sqrt(ratio)), max(width, height))
+
+
+def _stack(strip: Image.Image, count: int) -> Image.Image:
+    """``strip`` cut along its long side into ``count`` pieces, stacked across it with a white
+    gap of an eighth of its thickness (at least 1 px)."""
+    wide = strip.width >= strip.height
+    long_side, thick = (strip.width, strip.height) if wide else (strip.height, strip.width)
+    length = math.ceil(long_side / count)
+    gap = max(1, round(thick / 8))
+    across = count * thick + (count - 1) * gap
+    canvas = Image.new("RGB", (length, across) if wide else (across, length), (255, 255, 255))
+    for i in range(count):
+        start, end = i * length, min(long_side, (i + 1) * length)
+        if wide:
+            canvas.paste(strip.crop((start, 0, end, thick)), (0, i * (thick + gap)))
+        else:
+            canvas.paste(strip.crop((0, start, thick, end)), (i * (thick + gap), 0))
+    return canvas
+
+
+def _layout(
+    shown: tuple[int, int], tile_size: int, max_tiles: int
+) -> tuple[int, tuple[int, int], tuple[int, int]]:
+    """(pieces, the size to resize the whole image to, the size sent)."""
+    count = pieces(*shown, max_tiles)
+    if count == 1:
+        wanted = target_size(*shown, tile_size, max_tiles)
+        return 1, wanted, wanted
+    width, height = shown
+    wide = width >= height
+    long_side, thick = (width, height) if wide else (height, width)
+    across = count * thick + (count - 1) * max(1, round(thick / 8))
+    stacked = (math.ceil(long_side / count), across)
+    sent = target_size(*(stacked if wide else stacked[::-1]), tile_size, max_tiles)
+    scale = sent[0] / (stacked[0] if wide else stacked[1])
+    resized = (max(count, round(long_side * scale)), max(1, round(thick * scale)))
+    return count, resized if wide else resized[::-1], sent
 
 
 def _flatten(image: Image.Image) -> Image.Image:
@@ -121,7 +175,7 @@ def prepare_image(
         orientation = image.getexif().get(_ORIENTATION, 1)
         swapped = orientation in (5, 6, 7, 8)
         shown = (height, width) if swapped else (width, height)
-        wanted = target_size(*shown, tile_size, max_tiles)
+        count, wanted, sent = _layout(shown, tile_size, max_tiles)
         try:
             # JPEG only: decode at 1/2, 1/4 or 1/8 scale, never below what is wanted.
             image.draft("RGB", wanted[::-1] if swapped else wanted)
@@ -134,13 +188,21 @@ def prepare_image(
             raise MediaDecodeError(
                 f"{path}: the image data is damaged ({error}); re-export or remove the file"
             ) from error
+        if count > 1:
+            image = _stack(image, count)
+            if image.size != sent:  # gaps rounded at the smaller scale
+                image = image.resize(sent, Image.Resampling.BICUBIC)
+            meta["split"] = {
+                "pieces": count,
+                "stacked": "top to bottom" if shown[0] >= shown[1] else "left to right",
+            }
         buffer = io.BytesIO()
         image.save(buffer, "JPEG", quality=quality)
     meta |= {
         "width": shown[0],
         "height": shown[1],
-        "sent_width": wanted[0],
-        "sent_height": wanted[1],
+        "sent_width": image.width,
+        "sent_height": image.height,
     }
     if orientation != 1:
         meta["exif_orientation"] = orientation

@@ -98,7 +98,7 @@ class MediaPool:
             result: Prepared = await asyncio.wrap_future(future)
         except concurrent.futures.TimeoutError as error:
             raise DecodeTimeoutError(
-                f"{path}: decoding took longer than {self.timeout_s:.0f} s and was stopped; "
+                f"{path}: decoding took longer than {self.timeout_s:g} s and was stopped; "
                 "raise --decode-timeout-s for very large files"
             ) from error
         except pebble.ProcessExpired as error:

@@ -13,6 +13,7 @@ import logging
 import math
 import random
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,7 +27,15 @@ from babelcap.client.plan import Models, choose_models, select_tasks
 from babelcap.client.progress import Progress, RunStats
 from babelcap.client.records import RecordError, ResultRecord, TaskResult, make_record
 from babelcap.client.requests import Completion, RetryPolicy, ServerPool
-from babelcap.client.store import Mode, ResultStore, content_hash, settings_hash, write_json
+from babelcap.client.store import (
+    Mode,
+    OutputLock,
+    ResultStore,
+    content_hash,
+    settings_hash,
+    sidecar,
+    write_json,
+)
 from babelcap.client.tags import parse_tags
 from babelcap.client.translate import TranslationBatcher
 from babelcap.core.errors import (
@@ -86,17 +95,24 @@ class _Run:
         store: ResultStore,
         batcher: TranslationBatcher,
         progress: Progress,
+        skipped: Counter[str],
     ) -> None:
         self.settings, self.tasks, self.models = settings, tasks, models
         self.pool, self.media, self.store = pool, media, store
         self.batcher, self.progress, self.stats = batcher, progress, progress.stats
+        self.skipped = skipped
         self.stop = asyncio.Event()
         self.observer: Observer | None = None
+        self.paths: set[str] = set()  # one record per path and run, however often it is named
 
     async def worker(self, queue: asyncio.Queue[Found | None]) -> None:
         while (found := await queue.get()) is not None:
             if self.stop.is_set():
                 continue  # drain without work
+            if str(found.path) in self.paths:
+                self.skipped["named twice"] += 1
+                continue
+            self.paths.add(str(found.path))
             completions: dict[str, Completion] = {}
             try:
                 record = await self.asset(found, completions)
@@ -285,18 +301,43 @@ async def _validate_languages(pool: ServerPool, languages: list[str]) -> list[st
     return list(result)
 
 
+def _check_inputs(settings: CaptionSettings, paths: list[str]) -> None:
+    """Command-line mistakes that need no server, each refused in one line."""
+    if not paths and settings.files_from is None:
+        raise ConfigurationError("give at least one file, folder or glob (or --files-from FILE)")
+    if settings.resume and settings.overwrite:
+        raise ConfigurationError("--resume and --overwrite exclude each other")
+    listing = settings.files_from
+    if listing is not None and (not listing.exists() or listing.is_dir()):
+        what = "is a folder" if listing.is_dir() else "does not exist"
+        raise ConfigurationError(
+            f"--files-from {listing} {what}; give a text file with one path a line"
+        )
+
+
 async def caption(
     settings: CaptionSettings, paths: list[str], hooks: Hooks | None = None
 ) -> tuple[dict[str, Any], int]:
     """Caption everything under ``paths``; returns the run summary and the exit code
     (EXIT_OK, EXIT_FAILED when some assets failed, EXIT_UNAVAILABLE when it stopped because no
-    server answered)."""
+    server answered). The output is locked for the whole run, and ``<output>.summary.json`` is
+    written before the lock is let go."""
     hooks = hooks or Hooks()
-    if not paths and settings.files_from is None:
-        raise ConfigurationError("give at least one file, folder or glob (or --files-from FILE)")
-    if settings.resume and settings.overwrite:
-        raise ConfigurationError("--resume and --overwrite exclude each other")
+    _check_inputs(settings, paths)
     tasks = select_tasks(settings)
+    mode: Mode = "resume" if settings.resume else "overwrite" if settings.overwrite else "new"
+    with OutputLock(settings.output):
+        store = ResultStore(settings.output, mode=mode)
+        store.check()  # refused now, not after the servers were asked
+        summary, code = await _caption(settings, paths, hooks, tasks, store)
+        write_summary(summary, settings.output)
+    return summary, code
+
+
+async def _caption(
+    settings: CaptionSettings, paths: list[str], hooks: Hooks, tasks: list[TaskPrompt],
+    store: ResultStore,
+) -> tuple[dict[str, Any], int]:  # fmt: skip
     pool = ServerPool(
         settings.server,
         api_key=settings.api_key.get_secret_value() if settings.api_key else None,
@@ -309,7 +350,7 @@ async def caption(
     stats = RunStats()
     progress = Progress(stats, quiet=settings.quiet)
     media: MediaPool | None = None
-    store: ResultStore | None = None
+    opened = False
     walk = Walk(_sources(settings, paths), include_hidden=settings.include_hidden)
     try:
         models = await choose_models(pool, settings)
@@ -321,12 +362,12 @@ async def caption(
             "models": [models.image, models.video],
             "media": [models.image_options.__dict__, models.video_options.__dict__],
         }
-        mode: Mode = "resume" if settings.resume else "overwrite" if settings.overwrite else "new"
-        store = ResultStore(settings.output, mode=mode, settings=settings_hash(fingerprint))
+        store.settings = settings_hash(fingerprint)
         store.open()
+        opened = True
         media = MediaPool(settings.media_workers, settings.decode_timeout_s)
         batcher = TranslationBatcher(pool, languages)
-        run = _Run(settings, tasks, models, pool, media, store, batcher, progress)
+        run = _Run(settings, tasks, models, pool, media, store, batcher, progress, walk.skipped)
         run.observer = hooks.observer
         slots = max(2, math.ceil(settings.concurrency / len(tasks))) + settings.media_workers
         queue: asyncio.Queue[Found | None] = asyncio.Queue(maxsize=2 * slots)
@@ -341,8 +382,7 @@ async def caption(
             counter.cancel()
     finally:
         progress.close()
-        if store is not None:
-            store.close()
+        store.close()
         if media is not None:
             media.close()
         await pool.aclose()
@@ -350,12 +390,13 @@ async def caption(
     summary["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     summary["retries"] = pool.retries
     summary["translation_requests"] = batcher.requests
-    if store is not None:
-        summary["resume"] = {"kept": store.kept, "redone": store.replaced}
+    if opened:
+        summary["resume"] = {"kept": store.kept, "redone": store.replaced,
+                             "changed": store.changed}  # fmt: skip
     code = EXIT_UNAVAILABLE if stats.stopped else EXIT_FAILED if stats.errors else EXIT_OK
     return summary, code
 
 
 def write_summary(summary: dict[str, Any], output: Path) -> Path:
-    """``<output>.summary.json``, written atomically."""
-    return write_json(output.with_name(output.name + ".summary.json"), summary)
+    """``<output>.summary.json``, written atomically (:func:`caption` does, under its lock)."""
+    return write_json(sidecar(output, ".summary.json"), summary)

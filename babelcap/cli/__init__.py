@@ -8,6 +8,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from babelcap.cli import caption, demo, models, serving, translate
 from babelcap.core.errors import EXIT_INTERRUPTED, BabelcapError
@@ -17,8 +18,16 @@ __all__ = ["main"]
 _Handler = Callable[[argparse.Namespace], int]
 
 
+class _Parser(argparse.ArgumentParser):
+    """A command-line mistake is one line on stderr and exit status 2, like every other bad
+    setting (argparse's default prints the whole usage first, dozens of lines for caption)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="babelcap",
         description=(
             "Caption images and videos in bulk, in any of the 200 FLORES-200 languages, "
@@ -30,7 +39,9 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    commands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=_Parser
+    )
     for module in (demo, serving, caption, models, translate):
         module.register(commands)
     return parser

@@ -16,7 +16,8 @@ def _caption(args: argparse.Namespace) -> int:
 
     from babelcap.client.config import CaptionSettings
     from babelcap.client.progress import render_summary
-    from babelcap.client.runner import caption, write_summary
+    from babelcap.client.runner import caption
+    from babelcap.client.store import sidecar
     from babelcap.core.errors import ServerUnavailableError
 
     settings = settings_from_args(args, CaptionSettings)
@@ -31,7 +32,7 @@ def _caption(args: argparse.Namespace) -> int:
             "with --resume to continue\n"
         )
         return EXIT_INTERRUPTED
-    where = write_summary(summary, settings.output)
+    where = sidecar(settings.output, ".summary.json")  # written by caption(), under its lock
     sys.stdout.write(f"babelcap caption: summary (also in {where})\n{render_summary(summary)}")
     return code
 

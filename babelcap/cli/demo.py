@@ -59,7 +59,7 @@ def run_demo(settings: DemoSettings) -> int:
     code."""
     from babelcap.client.config import CaptionSettings
     from babelcap.client.progress import render_summary
-    from babelcap.client.runner import caption, write_summary
+    from babelcap.client.runner import caption
     from babelcap.client.store import read_records
     from babelcap.server.launch import local_server
 
@@ -78,7 +78,6 @@ def run_demo(settings: DemoSettings) -> int:
             quiet=True,
         )  # fmt: skip
         summary, code = asyncio.run(caption(caption_settings, [str(m) for m in media]))
-    write_summary(summary, output)
     for record in sorted(read_records(output), key=lambda r: r.path):
         name = Path(record.path).name
         if record.error is not None:

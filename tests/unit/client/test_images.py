@@ -129,3 +129,61 @@ def test_pillows_own_bomb_refusal_is_a_clear_error_and_its_limit_is_left_alone(t
     with pytest.raises(MediaDecodeError, match=r"huge\.png: .*raise --max-pixels"):
         prepare_image(path, max_pixels=300_000_000)
     assert limit == Image.MAX_IMAGE_PIXELS
+
+
+@pytest.mark.parametrize(
+    ("fmt", "suffix", "mode"),
+    [("ICO", ".ico", "RGBA"), ("PPM", ".ppm", "RGB"), ("PPM", ".pgm", "L"), ("TGA", ".tga", "RGB"),
+     ("PCX", ".pcx", "RGB"), ("SGI", ".sgi", "RGB"), ("QOI", ".qoi", "RGB"),
+     ("DDS", ".dds", "RGB"), ("XBM", ".xbm", "1"),
+     ("TIFF", ".tif", "RGB"), ("BMP", ".bmp", "RGB"), ("JPEG2000", ".jp2", "RGB")],
+)  # fmt: skip
+def test_every_format_pillow_reads_is_read(tmp_path, fmt, suffix, mode):
+    path = tmp_path / f"image{suffix}"
+    colour = (30, 60, 220) if mode != "1" else (255, 255, 255)
+    source = Image.new("RGB", (48, 48), colour).convert(mode)
+    source.save(path, fmt)
+    prepared = prepare_image(path, tile_size=56)
+    assert prepared.meta["format"] == fmt
+    assert (prepared.meta["width"], prepared.meta["height"]) == (48, 48)
+    expected = source.convert("RGB").getpixel((0, 0))
+    assert _close(_centre(_decoded(prepared)), expected, 20)
+
+
+@pytest.mark.parametrize(
+    ("size", "stacked", "sent"),
+    [((20000, 50), "top to bottom", (1000, 1114)), ((50, 20000), "left to right", (1114, 1000)),
+     ((12000, 100), "top to bottom", (1002, 1120))],
+)  # fmt: skip
+def test_an_extreme_aspect_ratio_is_split_into_stacked_pieces(tmp_path, size, stacked, sent):
+    path = tmp_path / "strip.png"
+    Image.new("RGB", size, (220, 30, 30)).save(path)
+    prepared = prepare_image(path)
+    meta = prepared.meta
+    assert meta["split"]["stacked"] == stacked and meta["split"]["pieces"] >= 11
+    assert (meta["width"], meta["height"]) == size
+    out = _decoded(prepared)
+    assert out.size == sent == (meta["sent_width"], meta["sent_height"])
+    assert target_size(*out.size, 560, 4) == out.size  # fits the model's tiles as sent
+    # Mostly the image's colour (white gaps between the pieces), not a strip a pixel high.
+    pixels = np.asarray(out).reshape(-1, 3)
+    red = np.all(np.abs(pixels.astype(int) - (220, 30, 30)) < 40, axis=1).mean()
+    assert red > 0.75
+
+
+def test_a_wide_banner_within_the_tile_grid_is_not_split(tmp_path):
+    path = tmp_path / "banner.jpg"
+    Image.new("RGB", (4000, 500), (30, 170, 40)).save(path)  # 8:1, two tiles' worth tall
+    prepared = prepare_image(path)
+    assert "split" not in prepared.meta
+    assert _decoded(prepared).size == (2240, 280)
+
+
+def test_a_split_keeps_the_content_in_reading_order(tmp_path):
+    path = tmp_path / "gradient.png"
+    ramp = np.tile(np.linspace(0, 255, 4000).astype(np.uint8), (40, 1))
+    Image.fromarray(ramp).save(path)  # dark on the left, light on the right, 100:1
+    out = np.asarray(_decoded(prepare_image(path)).convert("L"), dtype=float)
+    rows = [out[i] for i in range(out.shape[0]) if out[i].mean() < 250]  # not the white gaps
+    starts = [row[: len(row) // 10].mean() for row in rows[:: max(1, len(rows) // 8)]]
+    assert starts == sorted(starts)  # each piece continues where the one above ended

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
+
+import pytest
 
 from babelcap.benchmarks.synthetic import write_image, write_video
 from babelcap.client.config import CaptionSettings
+from babelcap.client.export import export
 from babelcap.client.runner import caption
+from babelcap.core.artifacts import STAND_IN_COLOURS as COLOURS
 from tests.unit.client.fakes import FakeBabelcap
 
 
@@ -76,3 +81,54 @@ def test_resume_after_a_stop_finishes_the_rest(tmp_path):
     assert code == 0 and summary["resumed"] >= 1
     records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert len(records) == 21 == len({r["path"] for r in records})
+
+
+def _run(server, out, paths, **extra):
+    settings = _settings(server, out, tasks=["description"], languages=[], **extra)
+    return asyncio.run(caption(settings, [str(p) for p in paths]))
+
+
+def _current(out):
+    records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    return records, {Path(r["path"]).name: r["tasks"]["description"]["text"] for r in records}
+
+
+@pytest.mark.timeout(120)
+def test_resume_after_files_change_keeps_one_current_record_per_path(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i, colour in enumerate(["red", "green", "blue", "yellow"]):
+        write_image(folder / f"{i}.png", (40, 30), COLOURS[colour], format="PNG")
+    out = tmp_path / "r.jsonl"
+    with FakeBabelcap(describe=True) as server:
+        summary, code = _run(server, out, [folder])
+        assert code == 0 and summary["ok"] == 4, out.read_text("utf-8")
+        write_image(folder / "0.png", (40, 30), COLOURS["purple"], format="PNG")  # edited
+        summary, code = _run(server, out, [folder], resume=True)
+        assert code == 0 and (summary["ok"], summary["resumed"]) == (1, 3)
+        assert summary["resume"]["changed"] == 1
+        records, texts = _current(out)
+        assert len(records) == 4 and texts["0.png"] == "The image is mostly purple."
+        write_image(folder / "0.png", (40, 30), COLOURS["red"], format="PNG")  # and back
+        summary, code = _run(server, out, [folder], resume=True)
+        assert code == 0 and (summary["ok"], summary["resumed"]) == (1, 3)
+    records, texts = _current(out)
+    assert len(records) == 4 == len({r["path"] for r in records})
+    assert texts["0.png"] == "The image is mostly red."
+    replaced = (tmp_path / "r.jsonl.replaced.jsonl").read_text(encoding="utf-8").splitlines()
+    assert [json.loads(r)["tasks"]["description"]["text"] for r in replaced] == [
+        "The image is mostly red.", "The image is mostly purple."]  # fmt: skip
+    # The export (last record wins) describes the image as it is now.
+    export(out, "seed-json", tmp_path / "r.json")
+    seed = json.loads((tmp_path / "r.json").read_text("utf-8"))
+    by_file = {item["file"]: item["description_english"] for item in seed["descriptions"]}
+    assert by_file["0.png"] == "The image is mostly red." and len(by_file) == 4
+
+
+def test_a_file_named_twice_gets_one_record(tmp_path):
+    folder = _folder(tmp_path / "in", images=2)
+    with FakeBabelcap() as server:
+        summary, code = _run(server, tmp_path / "r.jsonl",
+                             [folder, folder / "00.png", str(folder / "*.png")])  # fmt: skip
+    assert code == 0 and summary["assets"] == 3
+    assert summary["skipped"]["named twice"] == 3
