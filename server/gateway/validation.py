@@ -43,6 +43,7 @@ __all__ = [
     "RequestRefused",
     "check_chat",
     "check_media",
+    "pad_frames",
     "parse_chat",
 ]
 
@@ -280,7 +281,13 @@ def parse_chat(raw: bytes, allowed: frozenset[str] = frozenset()) -> ChatRequest
 
 @dataclass(frozen=True)
 class Limits:
-    """How much media one request may send one model (pixels are width x height)."""
+    """How much media one request may send one model (pixels are width x height).
+
+    ``max_video_frames`` is also the frame count of every video the model is sent: vLLM (0.9 and
+    0.10) batches the videos of concurrent requests into one tensor, and two videos with
+    different frame counts in one step crash LLaVA-NeXT-Video's engine (``torch.cat``: "Sizes of
+    tensors must match"). So a video with fewer frames is padded, each frame repeated in turn
+    (2 frames sent as 4: 1, 1, 2, 2), and one with more is refused."""
 
     max_image_pixels: int
     max_video_frames: int
@@ -290,13 +297,14 @@ class Limits:
     @classmethod
     def from_hints(cls, hints: dict[str, int], **chosen: int | None) -> Limits:
         """Limits derived from a model's media hints (what its processor keeps), with room for
-        clients that do not resize; ``chosen`` (a profile's values) wins where not None."""
+        clients that do not resize (frames: exactly the model's, see the class); ``chosen`` (a
+        profile's values) wins where not None."""
         tile, tiles = hints.get("tile_size", 560), hints.get("max_tiles", 4)
         frames, side = hints.get("frames", 8), hints.get("frame_size", 336)
         seen = max(tile * tile * tiles, frames * side * side)
         derived = {
             "max_image_pixels": 16 * tile * tile * tiles,
-            "max_video_frames": 4 * frames,
+            "max_video_frames": frames,
             "max_frame_pixels": 32 * side * side,
             "max_request_pixels": 32 * seen,
         }
@@ -350,10 +358,16 @@ def _header_size(data: bytes, expected: str) -> tuple[int, int]:
         return width, height
 
 
-def _over(param: str, what: str, value: int, limit: int) -> RequestRefused:
+def pad_frames(frames: list[str], count: int) -> list[str]:
+    """``frames`` stretched to ``count`` by repeating each in turn, order kept."""
+    return [frames[i * len(frames) // count] for i in range(count)]
+
+
+def _over(param: str, what: str, value: int, limit: int, fix: str = "") -> RequestRefused:
+    fix = fix or "resize it first (babelcap caption does)"
     return RequestRefused(
-        f"{param}: {what} is {value}, over this model's limit of {limit}; resize it first "
-        "(babelcap caption does), or raise the limit in the profile's model limits",
+        f"{param}: {what} is {value}, over this model's limit of {limit}; {fix}, or raise the "
+        "limit in the profile's model limits",
         "media_too_large",
         param,
     )
@@ -413,7 +427,9 @@ def check_media(request: ChatRequest, limits: Limits, allowed_hosts: list[str]) 
                     )
                 frames = payload.split(",")
                 if len(frames) > limits.max_video_frames:
-                    raise _over(param, "the frame count", len(frames), limits.max_video_frames)
+                    raise _over(param, "the frame count", len(frames), limits.max_video_frames,
+                                fix="send fewer frames (babelcap caption --frames "
+                                f"{limits.max_video_frames})")  # fmt: skip
                 sizes = {_size(f, "JPEG", param) for f in frames}
                 if len(sizes) > 1:
                     raise RequestRefused(f"{param}: frames differ in size: {sorted(sizes)}",
@@ -422,7 +438,11 @@ def check_media(request: ChatRequest, limits: Limits, allowed_hosts: list[str]) 
                 if width * height > limits.max_frame_pixels:
                     raise _over(param, f"a frame's pixel count ({width}x{height})",
                                 width * height, limits.max_frame_pixels)  # fmt: skip
-                total += width * height * len(frames)
+                if len(frames) < limits.max_video_frames:
+                    part.video_url.url = url[: found.end()] + ",".join(
+                        pad_frames(frames, limits.max_video_frames)
+                    )
+                total += width * height * limits.max_video_frames
             if total > limits.max_request_pixels:
                 raise _over(param, "the request's pixel count", total, limits.max_request_pixels)
 
