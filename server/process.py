@@ -30,11 +30,12 @@ from babelcap.core.errors import BackendStartError
 
 __all__ = [
     "GroupKeeper",
+    "children",
     "die_with_parent",
     "free_port",
-    "group_members",
     "is_alive",
     "log_tail",
+    "start_time",
     "stop_group",
     "wait_healthy",
 ]
@@ -140,16 +141,20 @@ def _stat(pid: str) -> list[str] | None:
         return None
 
 
-def group_members(pgid: int) -> dict[int, str]:
-    """Every live (not zombie) process in process group ``pgid``, as pid -> its start time
-    (which tells a process from a later one given the same pid)."""
-    members = {}
+def children(pid: int) -> dict[int, str]:
+    """The live (not zombie) processes whose parent is ``pid``, as pid -> start time."""
+    found = {}
     for entry in os.listdir("/proc"):
         fields = _stat(entry) if entry.isdigit() else None
-        # fields: state, ppid, pgrp, ... starttime is field 22 of stat, 20th here.
-        if fields is not None and int(fields[2]) == pgid and fields[0] not in "ZX":
-            members[int(entry)] = fields[19]
-    return members
+        if fields is not None and int(fields[1]) == pid and fields[0] not in "ZX":
+            found[int(entry)] = fields[19]
+    return found
+
+
+def start_time(pid: int) -> str | None:
+    """When ``pid`` started (clock ticks since boot, as /proc gives it); None if it is gone."""
+    fields = _stat(str(pid))
+    return None if fields is None or fields[0] in "ZX" else fields[19]
 
 
 def is_alive(pid: int, started: str) -> bool:

@@ -2,8 +2,8 @@
 
 The argv is built from a typed spec, never from code constants; readiness is ``/health`` polled
 to a deadline while the process is watched, so a crash fails fast with its last log lines; once
-ready, every process of its group (the API server and the engine processes it forked) is
-recorded, and :meth:`VllmProcess.problem` names the first that is gone. Stop terminates the
+ready, the API server and the processes it started (its engine) are recorded, and
+:meth:`VllmProcess.problem` names the first that is gone. Stop terminates the
 whole process group, waits, then kills. The API process dies with its parent
 (``PR_SET_PDEATHSIG``), and a :class:`~babelcap.server.process.GroupKeeper` given to it kills
 the whole group (engine processes included) if the parent dies without stopping it.
@@ -33,11 +33,12 @@ from babelcap.core import defaults
 from babelcap.core.errors import BackendStartError
 from babelcap.server.process import (
     GroupKeeper,
+    children,
     die_with_parent,
     free_port,
-    group_members,
     is_alive,
     log_tail,
+    start_time,
     stop_group,
     wait_healthy,
 )
@@ -287,12 +288,19 @@ class VllmProcess:
         self._record_members()
 
     def _record_members(self) -> None:
-        """Remember every process of the group (the API server, its engine, vLLM's helpers)
-        as it is once ready, for :meth:`problem`."""
+        """Remember the processes that must live as long as the backend, as they are once it
+        is ready, for :meth:`problem`: the API server and the processes it started itself
+        (its engine: V0's MQLLMEngine, V1's EngineCore, which watches its own workers), but not
+        multiprocessing's resource tracker, nor what the engine starts for a moment (py-cpuinfo
+        runs as two short-lived processes while the engine starts: recorded, their normal exit
+        read as the engine's death and the backend was restarted until it gave up)."""
         assert self._process is not None
+        api = self._process.pid
         self._members = {}
-        for pid, started in group_members(self._process.pid).items():
-            self._members[pid] = (started, _command_name(pid))
+        for pid, started in {api: start_time(api), **children(api)}.items():
+            name = _command_name(pid)
+            if started is not None and "multiprocessing.resource_tracker" not in _cmdline(pid):
+                self._members[pid] = (started, name)
         log.info(
             "%s is ready on %s (processes: %s)",
             self.backend.name,
@@ -339,6 +347,14 @@ class VllmProcess:
 
     def __exit__(self, *_: object) -> None:
         self.stop()
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return handle.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
 
 
 def _command_name(pid: int) -> str:

@@ -70,3 +70,42 @@ def _zombie(pid: int) -> bool:
             return handle.read().rsplit(")", 1)[1].split()[0] == "Z"
     except OSError:
         return True
+
+
+_VLLM_LIKE = """
+import subprocess, sys, time
+# The "engine": a child that starts a helper for a moment (as py-cpuinfo runs in vLLM's engine).
+engine = subprocess.Popen([sys.executable, "-c",
+    "import subprocess, sys, time\\n"
+    "helper = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(1.5)'])\\n"
+    "print('helper', flush=True)\\n"
+    "helper.wait(); time.sleep(600)"], stdout=sys.stdout)
+print(engine.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_backend_watches_its_engine_not_the_helpers_the_engine_starts_for_a_moment():
+    """Recorded while the engine's short-lived helper ran, the helper's normal exit was taken
+    for the engine's death, and the backend restarted until it gave up."""
+    from babelcap.server.vllm_process import VllmProcess, tiny_cpu_backends
+
+    backend = VllmProcess(tiny_cpu_backends()[0])
+    process = subprocess.Popen([sys.executable, "-c", _VLLM_LIKE], stdout=subprocess.PIPE,
+                               text=True, start_new_session=True)  # fmt: skip
+    try:
+        assert process.stdout is not None
+        engine = int(process.stdout.readline())
+        assert process.stdout.readline().strip() == "helper"  # the helper runs now
+        backend._process = process  # type: ignore[assignment]
+        backend._record_members()
+        assert set(backend._members) == {process.pid, engine}
+        time.sleep(2.0)  # the helper has exited
+        assert backend.problem() is None
+        os.kill(engine, 9)
+        deadline = time.monotonic() + 10
+        while backend.problem() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert f"its process {engine}" in (backend.problem() or "")
+    finally:
+        stop_group(process, name="vllm-like", grace=2)
