@@ -91,16 +91,12 @@ class MediaHints(BaseModel):
 class MediaLimits(BaseModel):
     """How much media the gateway lets one request send the model, checked from headers before
     anything is decoded; a limit left unset is derived from the media hints (16 times the
-    pixels an image's tiles hold, the frames, 32 times a frame's pixels). Every video is sent to
-    the model with exactly ``max_video_frames`` frames (fewer are padded by repeating frames):
-    vLLM's LLaVA-NeXT-Video engine crashes on a batch of videos with different frame counts."""
+    pixels an image's tiles hold, 4 times the frames, 32 times a frame's pixels)."""
 
     model_config = ConfigDict(extra="forbid")
 
     max_image_pixels: int | None = Field(None, gt=0, description="pixels (w x h) per image")
-    max_video_frames: int | None = Field(
-        None, gt=0, description="frames per video (every video is padded to exactly this many)"
-    )
+    max_video_frames: int | None = Field(None, gt=0, description="frames per video")
     max_frame_pixels: int | None = Field(None, gt=0, description="pixels (w x h) per frame")
     max_request_pixels: int | None = Field(
         None, gt=0, description="pixels of all images and frames in one request"

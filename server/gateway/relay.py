@@ -19,6 +19,7 @@ from starlette.types import Message, Receive, Scope, Send
 from babelcap.server.asgi import BodyProblem, read_body
 from babelcap.server.backends import Backend
 from babelcap.server.gateway.config import GatewayConfig
+from babelcap.server.gateway.lanes import FrameLanes
 from babelcap.server.gateway.metrics import Metrics, count_tokens
 from babelcap.server.gateway.validation import Limits, RequestRefused, check_chat
 from babelcap.server.http_errors import openai_error
@@ -58,6 +59,7 @@ class ChatRelay:
             )
             for name, backend in by_name.items()
         }
+        self.lanes = {name: FrameLanes() for name in by_name}
         self._pool: ProcessPoolExecutor | None = None
 
     def _workers(self) -> ProcessPoolExecutor:
@@ -73,23 +75,25 @@ class ChatRelay:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
-    async def _refusal(self, raw: bytes, scope: Scope) -> Response | tuple[Backend, bytes, bool]:
+    async def _refusal(
+        self, raw: bytes, scope: Scope
+    ) -> Response | tuple[Backend, bytes, bool, int]:
         check = (raw, self.config.allowed_request_fields, self.limits,
                  self.config.allowed_media_domains)  # fmt: skip
         try:
             if len(raw) > _CHECK_IN_PROCESS_BYTES:
                 loop = asyncio.get_running_loop()
                 try:
-                    model, forwarded, stream = await loop.run_in_executor(
+                    model, forwarded, stream, frames = await loop.run_in_executor(
                         self._workers(), check_chat, *check
                     )
                 except BrokenProcessPool:  # the worker died (OOM): a new one for the next
                     self._pool = None
                     raise
             elif len(raw) > _CHECK_IN_THREAD_BYTES:
-                model, forwarded, stream = await asyncio.to_thread(check_chat, *check)
+                model, forwarded, stream, frames = await asyncio.to_thread(check_chat, *check)
             else:
-                model, forwarded, stream = check_chat(*check)
+                model, forwarded, stream, frames = check_chat(*check)
         except RequestRefused as refused:
             if refused.model:
                 scope.setdefault("state", {})["model"] = refused.model
@@ -112,7 +116,7 @@ class ChatRelay:
                 "backend_unavailable",
                 **{"Retry-After": "5"},
             )
-        return backend, forwarded, stream
+        return backend, forwarded, stream, frames
 
     async def _post(self, url: str, raw: bytes) -> aiohttp.ClientResponse:
         """POST upstream; once more on a fresh connection if a pooled one was closed under it.
@@ -160,16 +164,23 @@ class ChatRelay:
         if isinstance(checked, Response):
             await checked(scope, receive, send)
             return
-        backend, forwarded, stream = checked
+        backend, forwarded, stream, frames = checked
         # The body is read, so the next message is the client's disconnect: one watcher per
         # request. A client that leaves ends the relay, streamed or not, and closing the
         # upstream request cancels its generation in vLLM.
         gone = asyncio.ensure_future(receive())
+        lane = self.lanes[backend.name]
         try:
-            if stream:
-                await self._stream(backend, forwarded, scope, send, gone)
-            else:
-                await self._whole(backend, forwarded, scope, send, gone)
+            if frames and not await _admitted(lane, frames, gone):
+                log.info("%s: the client left while its video waited its turn", backend.name)
+                return
+            try:
+                if stream:
+                    await self._stream(backend, forwarded, scope, send, gone)
+                else:
+                    await self._whole(backend, forwarded, scope, send, gone)
+            finally:
+                lane.release(frames)
         finally:
             gone.cancel()
 
@@ -260,6 +271,19 @@ class ChatRelay:
             **{"Retry-After": "5", "x-request-id": request_id},
         )
         await refusal(scope, _no_body, send)
+
+
+async def _admitted(lane: FrameLanes, frames: int, gone: asyncio.Future[Message]) -> bool:
+    """Wait for the request's turn in ``lane``; False (and no turn held) if the client left
+    first."""
+    turn = asyncio.ensure_future(lane.acquire(frames))
+    await asyncio.wait((turn, gone), return_when=asyncio.FIRST_COMPLETED)
+    if turn.done():
+        turn.result()
+        return True
+    turn.cancel()
+    await asyncio.gather(turn, return_exceptions=True)  # gives its place up
+    return False
 
 
 async def _no_body() -> Message:

@@ -43,7 +43,6 @@ __all__ = [
     "RequestRefused",
     "check_chat",
     "check_media",
-    "pad_frames",
     "parse_chat",
 ]
 
@@ -281,13 +280,7 @@ def parse_chat(raw: bytes, allowed: frozenset[str] = frozenset()) -> ChatRequest
 
 @dataclass(frozen=True)
 class Limits:
-    """How much media one request may send one model (pixels are width x height).
-
-    ``max_video_frames`` is also the frame count of every video the model is sent: vLLM (0.9 and
-    0.10) batches the videos of concurrent requests into one tensor, and two videos with
-    different frame counts in one step crash LLaVA-NeXT-Video's engine (``torch.cat``: "Sizes of
-    tensors must match"). So a video with fewer frames is padded, each frame repeated in turn
-    (2 frames sent as 4: 1, 1, 2, 2), and one with more is refused."""
+    """How much media one request may send one model (pixels are width x height)."""
 
     max_image_pixels: int
     max_video_frames: int
@@ -297,14 +290,13 @@ class Limits:
     @classmethod
     def from_hints(cls, hints: dict[str, int], **chosen: int | None) -> Limits:
         """Limits derived from a model's media hints (what its processor keeps), with room for
-        clients that do not resize (frames: exactly the model's, see the class); ``chosen`` (a
-        profile's values) wins where not None."""
+        clients that do not resize; ``chosen`` (a profile's values) wins where not None."""
         tile, tiles = hints.get("tile_size", 560), hints.get("max_tiles", 4)
         frames, side = hints.get("frames", 8), hints.get("frame_size", 336)
         seen = max(tile * tile * tiles, frames * side * side)
         derived = {
             "max_image_pixels": 16 * tile * tile * tiles,
-            "max_video_frames": frames,
+            "max_video_frames": 4 * frames,
             "max_frame_pixels": 32 * side * side,
             "max_request_pixels": 32 * seen,
         }
@@ -358,16 +350,10 @@ def _header_size(data: bytes, expected: str) -> tuple[int, int]:
         return width, height
 
 
-def pad_frames(frames: list[str], count: int) -> list[str]:
-    """``frames`` stretched to ``count`` by repeating each in turn, order kept."""
-    return [frames[i * len(frames) // count] for i in range(count)]
-
-
-def _over(param: str, what: str, value: int, limit: int, fix: str = "") -> RequestRefused:
-    fix = fix or "resize it first (babelcap caption does)"
+def _over(param: str, what: str, value: int, limit: int) -> RequestRefused:
     return RequestRefused(
-        f"{param}: {what} is {value}, over this model's limit of {limit}; {fix}, or raise the "
-        "limit in the profile's model limits",
+        f"{param}: {what} is {value}, over this model's limit of {limit}; resize it first "
+        "(babelcap caption does), or raise the limit in the profile's model limits",
         "media_too_large",
         param,
     )
@@ -387,10 +373,13 @@ def _remote(url: str, allowed_hosts: list[str], param: str) -> None:
         )
 
 
-def check_media(request: ChatRequest, limits: Limits, allowed_hosts: list[str]) -> None:
+def check_media(request: ChatRequest, limits: Limits, allowed_hosts: list[str]) -> int:
     """Refuse (:class:`RequestRefused`) media that is remote and not allowed, broken, of a kind
-    the gateway cannot check, or over ``limits``; only headers are decoded."""
+    the gateway cannot check, or over ``limits``; only headers are decoded. Returns the frame
+    count of the request's videos (0: none), which must be one count: vLLM batches the videos
+    of a step into one tensor (see :mod:`babelcap.server.gateway.lanes`)."""
     total = 0
+    counts: set[int] = set()
     for m, message in enumerate(request.messages):
         if not isinstance(message, UserMessage) or isinstance(message.content, str):
             continue
@@ -427,9 +416,7 @@ def check_media(request: ChatRequest, limits: Limits, allowed_hosts: list[str]) 
                     )
                 frames = payload.split(",")
                 if len(frames) > limits.max_video_frames:
-                    raise _over(param, "the frame count", len(frames), limits.max_video_frames,
-                                fix="send fewer frames (babelcap caption --frames "
-                                f"{limits.max_video_frames})")  # fmt: skip
+                    raise _over(param, "the frame count", len(frames), limits.max_video_frames)
                 sizes = {_size(f, "JPEG", param) for f in frames}
                 if len(sizes) > 1:
                     raise RequestRefused(f"{param}: frames differ in size: {sorted(sizes)}",
@@ -438,21 +425,27 @@ def check_media(request: ChatRequest, limits: Limits, allowed_hosts: list[str]) 
                 if width * height > limits.max_frame_pixels:
                     raise _over(param, f"a frame's pixel count ({width}x{height})",
                                 width * height, limits.max_frame_pixels)  # fmt: skip
-                if len(frames) < limits.max_video_frames:
-                    part.video_url.url = url[: found.end()] + ",".join(
-                        pad_frames(frames, limits.max_video_frames)
+                total += width * height * len(frames)
+                counts.add(len(frames))
+                if len(counts) > 1:
+                    raise RequestRefused(
+                        f"{param}: the videos of one request must have one frame count (they "
+                        f"have {sorted(counts)}); send them in separate requests",
+                        "invalid_media",
+                        param,
                     )
-                total += width * height * limits.max_video_frames
             if total > limits.max_request_pixels:
                 raise _over(param, "the request's pixel count", total, limits.max_request_pixels)
+    return counts.pop() if counts else 0
 
 
 def check_chat(
     raw: bytes, allowed: frozenset[str], limits: dict[str, Limits], hosts: list[str]
-) -> tuple[str, bytes, bool]:
+) -> tuple[str, bytes, bool, int]:
     """A chat body parsed and checked for one of the served models (``limits``' keys): (model,
-    the body to forward, streamed?), or :class:`RequestRefused` (404 for a model not served).
-    A plain function of plain values, so that a worker process can run it."""
+    the body to forward, streamed?, its videos' frame count or 0), or :class:`RequestRefused`
+    (404 for a model not served). A plain function of plain values, so that a worker process
+    can run it."""
     request = parse_chat(raw, allowed)
     if request.model not in limits:
         raise RequestRefused(
@@ -462,8 +455,8 @@ def check_chat(
             404,
         )
     try:
-        check_media(request, limits[request.model], hosts)
+        frames = check_media(request, limits[request.model], hosts)
     except RequestRefused as refused:
         refused.model = request.model
         raise
-    return request.model, request.forwarded(), bool(request.stream)
+    return request.model, request.forwarded(), bool(request.stream), frames

@@ -15,7 +15,6 @@ from babelcap.server.gateway.validation import (
     Limits,
     RequestRefused,
     check_media,
-    pad_frames,
     parse_chat,
 )
 from babelcap.server.profiles import Profile, load_profile
@@ -201,27 +200,7 @@ def test_videos_are_checked_frame_by_frame():
 def test_limits_derive_from_hints_and_a_profile_overrides_them():
     assert LIMITS.max_image_pixels == 16 * 56 * 56 * 4
     chosen = Limits.from_hints({}, max_image_pixels=10, max_video_frames=None)
-    assert chosen.max_image_pixels == 10 and chosen.max_video_frames == 8
-
-
-def test_every_video_reaches_the_model_with_its_frame_count():
-    """vLLM's LLaVA-NeXT-Video engine dies on a batch of videos with different frame counts
-    (tests/integration/test_gateway_validation.py shows it): fewer frames are padded."""
-    frames = []
-    for colour in ("red", "green", "blue"):
-        buffer = io.BytesIO()
-        Image.new("RGB", (16, 16), colour).save(buffer, "JPEG")
-        frames.append(buffer.getvalue())
-    for sent in (1, 2, 3):
-        request = parse_chat(json.dumps(_body(_video_part(frames[:sent]))).encode())
-        check_media(request, LIMITS, [])
-        forwarded = json.loads(request.forwarded())["messages"][0]["content"][0]
-        payload = forwarded["video_url"]["url"].removeprefix("data:video/jpeg;base64,")
-        got = [base64.b64decode(f) for f in payload.split(",")]
-        assert len(got) == LIMITS.max_video_frames == 4
-        assert got == [frames[i * sent // 4] for i in range(4)]  # each in turn, order kept
-    assert pad_frames(["a", "b"], 4) == ["a", "a", "b", "b"]
-    assert pad_frames(["a", "b", "c"], 4) == ["a", "a", "b", "c"]
+    assert chosen.max_image_pixels == 10 and chosen.max_video_frames == 32
 
 
 def test_profiles_name_only_fields_the_gateway_refuses():
@@ -234,3 +213,16 @@ def test_profiles_name_only_fields_the_gateway_refuses():
 def test_every_supported_field_is_typed():
     assert "chat_template" in ChatRequest.model_fields
     assert ChatRequest.model_config["extra"] == "forbid"
+
+
+def test_the_frame_count_is_reported_and_one_request_has_one():
+    """The gateway admits videos by frame count (server/gateway/lanes.py); so one request's
+    videos must share one."""
+    four = parse_chat(json.dumps(_body(_video_part([_jpeg((16, 16))] * 4))).encode())
+    assert check_media(four, LIMITS, []) == 4
+    assert check_media(parse_chat(json.dumps(_body()).encode()), LIMITS, []) == 0
+    frame = _jpeg((16, 16))
+    parts = [_video_part([frame] * 2), _video_part([frame] * 3), TEXT]
+    two_videos = {"model": "m", "messages": [{"role": "user", "content": parts}]}
+    refused = _refusal(two_videos)
+    assert refused.code == "invalid_media" and "one frame count" in refused.message
