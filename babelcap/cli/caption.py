@@ -47,13 +47,47 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from babelcap.client.export import ExportSettings, export
+    from babelcap.client.export import ExportSettings, run_export
 
     settings = settings_from_args(args, ExportSettings)
-    output = settings.destination()
-    count = export(settings.results, settings.format, output)
-    sys.stdout.write(f"exported {count} records to {output}\n")
+    result = run_export(settings)
+    where = " and ".join(map(str, result.outputs)) or "beside each medium"
+    sys.stdout.write(f"exported {result.count} records to {where}\n")
+    for reason, count in sorted(result.skipped.items()):
+        sys.stdout.write(f"  left out {count}: {reason}\n")
     return EXIT_OK
+
+
+_EXPORT_FORMATS = """\
+Read a results file from babelcap caption (or a folder of result shards, every *.jsonl in
+it; the last record of a path wins) and write it in another shape. Records stream through:
+memory stays flat in their number; files and folders appear whole or not at all.
+
+formats:
+  seed-json   the original scripts' JSON, their keys exactly: {"descriptions": [...],
+              "stats": {...}} with image_file/video_file, description_english,
+              translation_<language> (translation_french), generated_tokens, *_sec timings,
+              video_size_mb/_fps/_frames/..., tags_processed; stats with total_images or
+              total_videos and the average over processed media only. A mixed run gives
+              <stem>.images.json and <stem>.videos.json. Needs langcodes (babelcap[export]).
+  csv         one row per asset, one column per task, language and figure.
+  parquet     the same, typed (tags as a list); needs pyarrow (babelcap[export]).
+  html        an offline review report: thumbnails and sampled video frames (made from the
+              media, in <name>_files/), every task's text, tags, translations behind a
+              language switch, errors; filter, search, sort by latency; run figures and a
+              latency histogram. Opens from disk, fetches nothing.
+  captions    a caption file per medium (photo.jpg -> photo.txt), as kohya_ss, OneTrainer
+              and taggui read them: --task, --language, --extension; beside each medium, or
+              a mirrored tree under --output; existing files kept unless --overwrite.
+  hf          a folder datasets.load_dataset("imagefolder" or "videofolder", data_dir=OUT)
+              loads: the media (--media hardlink|symlink|copy) and metadata.jsonl with
+              file_name and one column per task and task_language. Mixed runs: OUT/images and
+              OUT/videos.
+  webdataset  tar shards (--shard-size samples each) of <key>.<ext> media, <key>.json columns
+              and <key>.txt description, as the webdataset library reads them.
+
+Docs: docs/exports.md. Every flag can also be set as BABELCAP_EXPORT_<FLAG>.
+"""
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -103,13 +137,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
     export = commands.add_parser(
         "export",
-        help="convert a results file to the seed JSON, CSV or Parquet",
-        description=(
-            "seed-json: the original article's shape ({'descriptions': [...], 'stats': {...}} "
-            "with description_english, translation_<language>, generated_tokens, timings and "
-            "video metadata; averages over processed media only). csv: one row per asset. "
-            "parquet: the same, typed (needs pyarrow: pip install 'babelcap[export]')."
-        ),
+        help="turn results into the seed JSON, CSV, Parquet, an HTML review report, caption "
+        "files, a Hugging Face dataset folder or WebDataset shards",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=_EXPORT_FORMATS,
     )
     from babelcap.client.export import ExportSettings
 

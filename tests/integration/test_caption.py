@@ -127,8 +127,11 @@ def test_a_mixed_folder_gives_one_record_per_media_file(gateway, tmp_path):
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert "exported 10 records" in exported.stdout
-    seed = json.loads(out.with_suffix(".json").read_text("utf-8"))
-    assert seed["stats"]["count"] == 7 and len(seed["descriptions"]) == 7
+    images = json.loads(out.with_name("results.images.json").read_text("utf-8"))
+    videos = json.loads(out.with_name("results.videos.json").read_text("utf-8"))
+    assert images["stats"]["total_images"] == 4 and videos["stats"]["total_videos"] == 3
+    assert len(images["descriptions"]) + len(videos["descriptions"]) == 7
+    assert images["descriptions"][0]["translation_french"]
 
 
 def _colour_folder(root: Path, count: int) -> None:

@@ -53,20 +53,23 @@ def results(tmp_path):
 
 def test_seed_json_has_the_original_shape_and_averages_only_processed_media(results, tmp_path):
     out = tmp_path / "seed.json"
-    assert export(results, "seed-json", out) == 3
-    document = json.loads(out.read_text(encoding="utf-8"))
-    first, second = document["descriptions"]
-    assert first["description_english"] == "A red car."
-    assert first["translation_fra_Latn"] == "Une voiture rouge."
-    assert first["translation_hin_Deva"] == "एक लाल कार।"
-    assert first["tags"] == ["car", "red"]
-    assert first["generated_tokens"] == 9 and first["inference_time"] == 0.5
-    assert second["video_metadata"]["frame_count"] == 720
-    assert "video_metadata" not in first
-    stats = document["stats"]
-    assert stats["count"] == 2 and stats["errors"] == 1
-    assert stats["average_time"] == 1.0  # (0.7 + 1.3) / 2: the broken file is not averaged
-    assert stats["temperature"] == 0.0 and stats["model"] == "llama, llava"
+    assert export(results, "seed-json", out).count == 3
+    images = json.loads((tmp_path / "seed.images.json").read_text(encoding="utf-8"))
+    videos = json.loads((tmp_path / "seed.videos.json").read_text(encoding="utf-8"))
+    (first,) = images["descriptions"]
+    (second,) = videos["descriptions"]
+    assert first["image_file"] == "red.jpg" and first["description_english"] == "A red car."
+    assert first["translation_french"] == "Une voiture rouge."
+    assert first["translation_hindi"] == "एक लाल कार।"
+    assert first["tags_processed"] == ["car", "red"]
+    assert first["generated_tokens"] == 5 and first["description_generation_time_sec"] == 0.5
+    assert second["video_file"] == "spot.mp4" and second["video_frames"] == 720
+    assert "video_frames" not in first
+    stats = images["stats"]
+    assert stats["total_images"] == 1 and stats["errors"] == 1
+    assert stats["average_time_per_image_sec"] == 0.7  # the broken file is not averaged
+    assert stats["temperature"] == 0.0 and stats["model"] == "llama"
+    assert videos["stats"]["model"] == "llava" and videos["stats"]["total_videos"] == 1
 
 
 def test_csv_and_parquet_have_one_row_per_asset(results, tmp_path):
@@ -82,7 +85,7 @@ def test_csv_and_parquet_have_one_row_per_asset(results, tmp_path):
 
 
 def test_bad_format_or_file(results, tmp_path):
-    with pytest.raises(ConfigurationError, match="choose one of seed-json, csv, parquet"):
+    with pytest.raises(ConfigurationError, match="choose one of seed-json, csv, parquet, html"):
         export(results, "xml", tmp_path / "x")
     with pytest.raises(ConfigurationError, match="not a results file"):
         export(tmp_path / "missing.jsonl", "csv", tmp_path / "x")

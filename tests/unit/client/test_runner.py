@@ -121,7 +121,7 @@ def test_resume_after_files_change_keeps_one_current_record_per_path(tmp_path):
     # The export (last record wins) describes the image as it is now.
     export(out, "seed-json", tmp_path / "r.json")
     seed = json.loads((tmp_path / "r.json").read_text("utf-8"))
-    by_file = {item["file"]: item["description_english"] for item in seed["descriptions"]}
+    by_file = {item["image_file"]: item["description_english"] for item in seed["descriptions"]}
     assert by_file["0.png"] == "The image is mostly red." and len(by_file) == 4
 
 
