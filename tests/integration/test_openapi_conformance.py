@@ -5,7 +5,7 @@ refused, other methods answered 405, the key enforced; no 5xx.
 ``positive_data_acceptance`` is left out: a schema cannot say which language codes exist or
 which media a URL holds, and refusing those with a 400 naming the field is the documented
 answer. The seed is fixed so that CI is repeatable; run ``st run`` by hand with another seed
-(the README's "Hostile input" section shows how) to explore further."""
+(docs/hardening.md shows how) to explore further."""
 
 from __future__ import annotations
 
