@@ -198,6 +198,16 @@ class Profile(BaseModel):
         return self
 
 
+# What the gateway derives for Llama 3.2 Vision and LLaVA-NeXT-Video from their media hints
+# (MediaLimits): 16 times an image's four 560 px tiles, 32 times a 336 px frame, and per request
+# 32 times the larger of an image's tiles and a video's frames.
+_REAL_MODEL_LIMITS = MediaLimits(
+    max_image_pixels=16 * 4 * 560 * 560,
+    max_frame_pixels=32 * 336 * 336,
+    max_request_pixels=32 * 4 * 560 * 560,
+)
+
+
 def _tiny_cpu(dtype: str = "float32") -> Profile:
     from babelcap.core.artifacts import stand_in
     from babelcap.server.vllm_process import tiny_cpu_backends
@@ -209,9 +219,22 @@ def _tiny_cpu(dtype: str = "float32") -> Profile:
         description=f"the committed tiny stand-ins on the CPU vLLM build in {dtype} "
         + ("(tests, CI, demo)" if not suffix else "(compare with tiny-cpu)"),
         models=[
-            # The stand-ins' processors: 56 px tiles (at most 4); 2-4 frames of 64 px.
-            ServedModel(role="image", backend=image, media=MediaHints(tile_size=56)),
-            ServedModel(role="video", backend=video, media=MediaHints(frames=4, frame_size=64)),
+            # The stand-ins' processors: 56 px tiles (at most 4); 2-4 frames of 64 px. Their media
+            # limits are the real models' (derived from 560 px tiles and 336 px frames), not
+            # ones derived from these tiny hints (0.2 MP an image would refuse every photo), so
+            # that what tiny-cpu accepts and refuses is what a GPU profile does.
+            ServedModel(
+                role="image",
+                backend=image,
+                media=MediaHints(tile_size=56),
+                limits=_REAL_MODEL_LIMITS,
+            ),
+            ServedModel(
+                role="video",
+                backend=video,
+                media=MediaHints(frames=4, frame_size=64),
+                limits=_REAL_MODEL_LIMITS,
+            ),
         ],
         translation=TranslationBackend(name="tiny-nllb", model=stand_in("nllb-ct2")),
         hardware=Hardware(gpu=False, vllm="0.9.2"),

@@ -226,3 +226,18 @@ def test_the_frame_count_is_reported_and_one_request_has_one():
     two_videos = {"model": "m", "messages": [{"role": "user", "content": parts}]}
     refused = _refusal(two_videos)
     assert refused.code == "invalid_media" and "one frame count" in refused.message
+
+
+def test_tiny_cpu_takes_and_refuses_the_pixels_the_gpu_profiles_do():
+    """The stand-ins' tiny media hints would derive 0.2 MP an image: every real photo refused."""
+
+    def pixel_limits(profile: str) -> dict[str, tuple[int, int, int]]:
+        found = {}
+        for model in load_profile(profile).models:
+            limits = Limits.from_hints(model.media.model_dump(), **model.limits.model_dump())
+            found[model.role] = (limits.max_image_pixels, limits.max_frame_pixels,
+                                 limits.max_request_pixels)  # fmt: skip
+        return found
+
+    assert pixel_limits("tiny-cpu") == pixel_limits("h100-80gb")
+    assert pixel_limits("tiny-cpu")["image"][0] >= 4000 * 3000  # a 12 MP photo, sent whole
