@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from babelcap.benchmarks.environment import environment
 from babelcap.benchmarks.load import redact, run_level, sequential_level
+from babelcap.benchmarks.original_pipeline import Quantization
 from babelcap.benchmarks.report import markdown, plots, table
 from babelcap.benchmarks.workload import Workload, synthetic_media
 from babelcap.client.store import write_json
@@ -58,6 +59,23 @@ class BenchSettings(BaseSettings, Workload):
     per_request: bool = Field(False, description="also save every request (requests.jsonl)")
     startup_timeout_s: float = Field(
         defaults.STARTUP_TIMEOUT_S, gt=0, description="per started server"
+    )
+    baseline_quantization: Quantization | None = Field(
+        None,
+        description="baseline: the original pipeline's image model as fp32, bf16, nf4 "
+        "(bitsandbytes) or fp8 (a compressed-tensors checkpoint); default: from --profile",
+    )
+    baseline_device: str | None = Field(
+        None, description="baseline: torch device of the original pipeline (cpu, cuda)"
+    )
+    baseline_image_model: str | None = Field(
+        None, description="baseline: Mllama checkpoint (default: --profile's image model)"
+    )
+    baseline_video_model: str | None = Field(
+        None, description="baseline: LLaVA-NeXT-Video checkpoint (default: --profile's)"
+    )
+    baseline_translation_model: str | None = Field(
+        None, description="baseline: Hugging Face NLLB checkpoint (default: --profile's)"
     )
 
     @field_validator("profiles", "concurrency", mode="before")
@@ -106,7 +124,15 @@ def _token_check(metrics: Any, server: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _measure(settings: BenchSettings, base: str, name: str, folder: Path) -> dict[str, Any]:
+def _answers(metrics: Any) -> dict[str, tuple[str | None, str]]:
+    """File name -> (kind, description) of every asset a level captioned."""
+    return {Path(r.path).name: (r.kind, r.tasks["description"].text if "description" in r.tasks
+                                else "") for r in metrics.assets}  # fmt: skip
+
+
+def _measure(
+    settings: BenchSettings, base: str, name: str, folder: Path, answers: bool = False
+) -> dict[str, Any]:
     from babelcap.client.config import CaptionSettings
     from babelcap.client.runner import caption
 
@@ -150,6 +176,8 @@ def _measure(settings: BenchSettings, base: str, name: str, folder: Path) -> dic
             "token_check": _token_check(metrics, server),
             "e2e_values_s": sorted(r.e2e_s for r in metrics.requests),
         }
+        if answers:
+            level["answers"] = _answers(metrics)
         profile["levels"].append(level)
         if settings.per_request:
             profile["requests"] += [{"profile": name, "concurrency": concurrency, "rate": rate,
@@ -160,8 +188,31 @@ def _measure(settings: BenchSettings, base: str, name: str, folder: Path) -> dic
     return profile
 
 
-def run_bench(settings: BenchSettings, compare: bool = False) -> dict[str, Any]:
-    """Run the benchmark (or the comparison), write every report, return the result."""
+def _baseline(settings: BenchSettings, profile: dict[str, Any], folder: Path) -> dict[str, Any]:
+    from babelcap.benchmarks.baseline_compare import (
+        baseline_config,
+        compare,
+        profile_frames,
+        run_original,
+    )
+    from babelcap.benchmarks.workload import synthetic_colours
+
+    names = sorted(profile["levels"][0]["answers"])  # the files babelcap captioned
+    config = baseline_config(settings, profile_frames(settings.profile))
+    sys.stderr.write(f"bench baseline: original pipeline ({config.quantization}, "
+                     f"{config.device}) over {len(names)} assets\n")  # fmt: skip
+    original = run_original(config, [folder / n for n in names], settings.warmup)
+    expected = synthetic_colours(settings) if settings.media is None else None
+    return compare(original, profile, expected)
+
+
+def run_bench(
+    settings: BenchSettings, compare: bool = False, baseline: bool = False
+) -> dict[str, Any]:
+    """Run the benchmark (or the comparison, or the original-pipeline baseline), write every
+    report, return the result."""
+    if baseline and (compare or settings.server):
+        raise ConfigurationError("bench baseline starts --profile itself: drop --server")
     if compare and len(settings.profiles) < 2:
         raise ConfigurationError("bench compare needs --profiles A,B (two or more)")
     if compare and settings.server:
@@ -178,16 +229,19 @@ def run_bench(settings: BenchSettings, compare: bool = False) -> dict[str, Any]:
     for profile in targets:
         name = profile or (settings.server or settings.profile)
         with _target(settings, profile, out / "logs" / (profile or "run")) as base:
-            profiles.append(_measure(settings, base, name, folder))
+            profiles.append(_measure(settings, base, name, folder, answers=baseline))
     requests = [r for p in profiles for r in p.pop("requests")]
+    action = " compare" if compare else " baseline" if baseline else ""
     result = {
         **environment(),
         "schema_version": BENCH_SCHEMA_VERSION,
-        "benchmark": "babelcap bench" + (" compare" if compare else ""),
+        "benchmark": "babelcap bench" + action,
         "config": redact(settings.model_dump()),
         "workload_summary": settings.describe(),
         "profiles": profiles,
     }
+    if baseline:  # after the server stopped: the original pipeline has the machine alone
+        result["baseline"] = _baseline(settings, profiles[0], folder)
     write_json(out / "bench.json", result)
     (out / "bench.md").write_text(markdown(result), encoding="utf-8")
     written = plots(result, out)

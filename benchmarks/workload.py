@@ -14,7 +14,7 @@ from pydantic_settings import NoDecode
 
 from babelcap.core.settings import split_list
 
-__all__ = ["Workload", "parse_size", "synthetic_media"]
+__all__ = ["Workload", "parse_size", "synthetic_colours", "synthetic_media"]
 
 _NAMES = ["red", "green", "blue", "yellow", "orange", "purple", "white", "black"]
 
@@ -81,6 +81,19 @@ class Workload(BaseModel):
         )
 
 
+def synthetic_colours(workload: Workload) -> dict[str, list[str]]:
+    """File name -> the colours the stand-ins should name in it, in order (one for an image,
+    the four segments of a video): what :func:`synthetic_media` writes."""
+    colours = {
+        f"image-{i:04}.jpg": [_NAMES[(i + workload.seed) % len(_NAMES)]]
+        for i in range(workload.images)
+    }
+    for i in range(workload.videos):
+        names = [_NAMES[(i + k + workload.seed) % len(_NAMES)] for k in range(4)]
+        colours[f"video-{i:04}.mp4"] = names
+    return colours
+
+
 def synthetic_media(workload: Workload, root: Path) -> Path:
     """Seeded images (textured JPEGs) and videos (four colour segments) that the tiny models
     can name, cached by their parameters under ``root``."""
@@ -96,12 +109,13 @@ def synthetic_media(workload: Workload, root: Path) -> Path:
         return folder
     root.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(prefix=".partial-", dir=root))
+    expected = synthetic_colours(workload)
     for i in range(workload.images):
-        colour = _NAMES[(i + workload.seed) % len(_NAMES)]
+        (colour,) = expected[f"image-{i:04}.jpg"]
         write_image(partial / f"image-{i:04}.jpg", image_size, COLOURS[colour], textured=True,
                     seed=workload.seed * 100_003 + i, quality=90)  # fmt: skip
     for i in range(workload.videos):
-        names = [_NAMES[(i + k + workload.seed) % len(_NAMES)] for k in range(4)]
+        names = expected[f"video-{i:04}.mp4"]
         write_video(
             partial / f"video-{i:04}.mp4", [COLOURS[n] for n in names],
             seconds_each=workload.video_seconds / 4, fps=workload.fps, size=video_size,

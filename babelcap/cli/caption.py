@@ -41,8 +41,11 @@ def _bench(args: argparse.Namespace) -> int:
     from babelcap.benchmarks.bench import BenchSettings, run_bench
 
     settings = settings_from_args(args, BenchSettings)
-    result = run_bench(settings, compare=args.action == "compare")
+    result = run_bench(settings, compare=args.action == "compare",
+                       baseline=args.action == "baseline")  # fmt: skip
     failed = any(lv["client"]["errors"] for p in result["profiles"] for lv in p["levels"])
+    if "baseline" in result and result["baseline"]["original"]["correctness"]["wrong"]:
+        failed = True
     return EXIT_FAILED if failed else EXIT_OK
 
 
@@ -123,13 +126,18 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
             "--profile started here) over a concurrency sweep, optionally Poisson-paced, after "
             "a warm-up, plus the original sequential loop for a speed-up ratio. compare: start "
             "each of --profiles in turn through babelcap serve and run the identical workload. "
+            "baseline: run --profile through babelcap serve, then the original article's "
+            "pipeline in this process (transformers generate per asset, --baseline-quantization "
+            "fp32/bf16/nf4/fp8, flash_attention_2 or sdpa, NLLB per language) on the same "
+            "files, and report both side by side with the ratio and both sides' answers "
+            "checked. "
             "Writes bench.json (schema, versions, hardware, redacted config, every figure), "
             "bench.md, throughput.png and latency_cdf.png to --output-dir, and prints a table. "
             "Definitions: docs/benchmarks.md. Flags can be set as BABELCAP_BENCH_<FLAG>."
         ),
     )
-    bench.add_argument("action", nargs="?", choices=["run", "compare"], default="run",
-                       help="run (default) or compare")  # fmt: skip
+    bench.add_argument("action", nargs="?", choices=["run", "compare", "baseline"],
+                       default="run", help="run (default), compare or baseline")  # fmt: skip
     from babelcap.benchmarks.bench import BenchSettings
 
     add_arguments(bench, BenchSettings)
