@@ -27,6 +27,7 @@ from starlette.formparsers import MultiPartException
 from starlette.types import Message, Receive, Scope
 
 from babelcap.core.errors import TranslationError
+from babelcap.server.asgi import replay
 from babelcap.server.translation.detect import Detection, LanguageDetector
 from babelcap.server.translation.engine import TranslationEngine
 from babelcap.server.translation.languages import LanguageCatalog
@@ -164,16 +165,7 @@ def _parse(model: type[Any], fields: dict[str, Any], path: str) -> Any:
 async def api_key_from(scope: Scope, body: bytes) -> str:
     """The ``api_key`` a LibreTranslate client sent in the body (JSON or form) or the query, or
     ""; for the gateway's guard, which has read the body itself."""
-    sent = False
-
-    async def receive() -> Message:
-        nonlocal sent
-        if sent:
-            return {"type": "http.disconnect"}
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    request = Request(scope, receive)
+    request = Request(scope, replay(body))
     with contextlib.suppress(TranslationError):
         key = (await body_fields(request)).get("api_key")
         return key if isinstance(key, str) else ""
