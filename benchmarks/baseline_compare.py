@@ -21,10 +21,56 @@ from babelcap.benchmarks.original_pipeline import (
     Quantization,
 )
 from babelcap.core import defaults
+from babelcap.core.errors import ConfigurationError
 
-__all__ = ["answer_correct", "baseline_config", "compare", "correctness", "run_original"]
+__all__ = [
+    "answer_correct",
+    "baseline_config",
+    "baseline_media",
+    "compare",
+    "correctness",
+    "media_key",
+    "run_original",
+    "wrong_answers",
+]
 
 _COLOUR = re.compile(r"[a-z]+")
+
+
+def media_key(path: str | Path, folder: Path | None) -> str:
+    """How both sides name one asset: its path under the media folder (``a/x.jpg`` for
+    ``--media DIR`` with subfolders, ``image-0000.jpg`` for the generated media), or its file
+    name when it is not under ``folder``."""
+    if folder is not None:
+        try:
+            return Path(path).resolve().relative_to(folder.resolve()).as_posix()
+        except ValueError:
+            pass
+    return Path(path).name
+
+
+def baseline_media(folder: Path, keys: list[str]) -> list[Path]:
+    """The files the original pipeline gets: exactly those babelcap captioned (their
+    :func:`media_key`), in a stable order; ConfigurationError when one is not in ``folder``."""
+    paths = [folder / key for key in sorted(keys)]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise ConfigurationError(
+            f"bench baseline: babelcap captioned files the original pipeline cannot find in "
+            f"{folder}: {', '.join(missing[:5])}"
+        )
+    return paths
+
+
+def wrong_answers(baseline: dict[str, Any]) -> str | None:
+    """Why ``babelcap bench baseline`` fails (a non-zero exit), or None: either side named the
+    wrong colours of any checked asset. Your own media (nothing to check) never fails here."""
+    wrong = {side: baseline[side]["correctness"]["wrong"] for side in ("original", "babelcap")}
+    if not any(wrong.values()):
+        return None
+    return "bench baseline: wrong answers: " + "; ".join(
+        f"{side} {', '.join(names)}" for side, names in wrong.items() if names
+    )
 
 
 def answer_correct(kind: str, text: str, colours: list[str]) -> bool:
@@ -136,11 +182,13 @@ def run_original(config: PipelineConfig, paths: list[Path], warmup: int) -> dict
 
 
 def compare(original: dict[str, Any], profile: dict[str, Any],
-            expected: dict[str, list[str]] | None) -> dict[str, Any]:  # fmt: skip
-    """The side-by-side section: babelcap's best level against the original, both checked."""
+            expected: dict[str, list[str]] | None,
+            folder: Path | None = None) -> dict[str, Any]:  # fmt: skip
+    """The side-by-side section: babelcap's best level against the original, both checked.
+    Assets are matched by :func:`media_key` under ``folder``."""
     best = max(profile["levels"], key=lambda lv: lv["client"]["assets_per_min"])
     client = best["client"]
-    names = {Path(a["path"]).name: a for a in original["per_asset"]}
+    names = {media_key(a["path"], folder): a for a in original["per_asset"]}
     kinds = {name: a["kind"] for name, a in names.items()}
     original_check = correctness(
         {name: a["texts"].get("description", "") for name, a in names.items()}, kinds, expected

@@ -124,10 +124,13 @@ def _token_check(metrics: Any, server: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _answers(metrics: Any) -> dict[str, tuple[str | None, str]]:
-    """File name -> (kind, description) of every asset a level captioned."""
-    return {Path(r.path).name: (r.kind, r.tasks["description"].text if "description" in r.tasks
-                                else "") for r in metrics.assets}  # fmt: skip
+def _answers(metrics: Any, folder: Path) -> dict[str, tuple[str | None, str]]:
+    """Path under ``folder`` -> (kind, description) of every asset a level captioned."""
+    from babelcap.benchmarks.baseline_compare import media_key
+
+    return {media_key(r.path, folder): (r.kind, r.tasks["description"].text
+                                         if "description" in r.tasks else "")
+            for r in metrics.assets}  # fmt: skip
 
 
 def _measure(
@@ -177,7 +180,7 @@ def _measure(
             "e2e_values_s": sorted(r.e2e_s for r in metrics.requests),
         }
         if answers:
-            level["answers"] = _answers(metrics)
+            level["answers"] = _answers(metrics, folder)
         profile["levels"].append(level)
         if settings.per_request:
             profile["requests"] += [{"profile": name, "concurrency": concurrency, "rate": rate,
@@ -191,19 +194,20 @@ def _measure(
 def _baseline(settings: BenchSettings, profile: dict[str, Any], folder: Path) -> dict[str, Any]:
     from babelcap.benchmarks.baseline_compare import (
         baseline_config,
+        baseline_media,
         compare,
         profile_frames,
         run_original,
     )
     from babelcap.benchmarks.workload import synthetic_colours
 
-    names = sorted(profile["levels"][0]["answers"])  # the files babelcap captioned
+    paths = baseline_media(folder, list(profile["levels"][0]["answers"]))  # babelcap's files
     config = baseline_config(settings, profile_frames(settings.profile))
     sys.stderr.write(f"bench baseline: original pipeline ({config.quantization}, "
-                     f"{config.device}) over {len(names)} assets\n")  # fmt: skip
-    original = run_original(config, [folder / n for n in names], settings.warmup)
+                     f"{config.device}) over {len(paths)} assets\n")  # fmt: skip
+    original = run_original(config, paths, settings.warmup)
     expected = synthetic_colours(settings) if settings.media is None else None
-    return compare(original, profile, expected)
+    return compare(original, profile, expected, folder)
 
 
 def run_bench(

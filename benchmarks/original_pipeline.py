@@ -72,6 +72,37 @@ def nf4_config() -> Any:
     )
 
 
+BNB_CPU_SINCE = (0, 46)  # bitsandbytes' first release with a CPU backend for 4-bit layers
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def _bitsandbytes_runs_on_cpu() -> bool:
+    """bitsandbytes >= 0.46 quantizes and runs 4-bit layers on CPU (older releases need CUDA)."""
+    release = _version("bitsandbytes").split("+")[0].split(".")
+    try:
+        return tuple(int(part) for part in release[:2]) >= BNB_CPU_SINCE
+    except ValueError:
+        return False
+
+
+def _need_accelerate(quantization: str) -> None:
+    """transformers' quantizers (bitsandbytes and compressed-tensors alike) import accelerate
+    while loading; without it from_pretrained fails with ``No module named 'accelerate'``."""
+    if importlib.util.find_spec("accelerate") is None:
+        raise ConfigurationError(
+            f"quantization {quantization} needs accelerate (transformers' quantizers import "
+            "it while loading): pip install 'babelcap[baseline]' or pip install accelerate"
+        )
+
+
 def _checkpoint_quantization(model: str | Path) -> str | None:
     """``quant_method`` of a local checkpoint's config.json, or None (hub ids are not read)."""
     config = Path(model) / "config.json"
@@ -93,10 +124,17 @@ def load_options(quantization: Quantization, device: str, model: str | Path) -> 
         return {"torch_dtype": torch.bfloat16}
     if quantization == "nf4":
         config = nf4_config()
-        if not device.startswith("cuda") or not torch.cuda.is_available():
+        _need_accelerate(quantization)
+        if device.startswith("cuda") and not torch.cuda.is_available():
             raise ConfigurationError(
-                f"quantization nf4 (bitsandbytes) needs a CUDA GPU; device is {device}: "
-                "use --baseline-quantization fp32 or bf16 here"
+                f"quantization nf4: device is {device} but torch sees no CUDA GPU"
+            )
+        if not device.startswith("cuda") and not _bitsandbytes_runs_on_cpu():
+            raise ConfigurationError(
+                f"quantization nf4 on {device} needs bitsandbytes >= "
+                f"{'.'.join(map(str, BNB_CPU_SINCE))} (its CPU backend); this is "
+                f"{_version('bitsandbytes')}: use a CUDA GPU, upgrade bitsandbytes, or "
+                "--baseline-quantization fp32 or bf16 here"
             )
         return {"torch_dtype": torch.bfloat16, "quantization_config": config,
                 "device_map": {"": device}}  # fmt: skip
@@ -117,7 +155,10 @@ def load_options(quantization: Quantization, device: str, model: str | Path) -> 
                 f"quantization fp8 needs a compressed-tensors checkpoint (e.g. RedHatAI/"
                 f"Llama-3.2-11B-Vision-Instruct-FP8-dynamic); {model} is not quantized"
             )
-        # The checkpoint carries its own quantization_config; transformers reads it.
+        _need_accelerate(quantization)
+        # The checkpoint carries its own quantization_config; transformers reads it and keeps
+        # the FP8 weights compressed (CompressedLinear), decompressing them on first use; the
+        # activations are quantized per token at run time. This runs on CPU too.
         return {"torch_dtype": "auto"}
     raise ConfigurationError(f"unknown quantization {quantization!r}; use {QUANTIZATIONS}")
 
@@ -182,6 +223,8 @@ class OriginalPipeline:
         model = cls.from_pretrained(str(model_id), attn_implementation=self.attention, **options)
         if "device_map" not in options:
             model = model.to(config.device)
+        if quantization == "nf4" and not config.device.startswith("cuda"):
+            _nf4_cpu_generic_kernel(model)
         model.eval()
         processor = transformers.AutoProcessor.from_pretrained(str(model_id))
         dtype = torch.bfloat16 if quantization in ("nf4", "bf16") else model.dtype
@@ -274,6 +317,24 @@ class OriginalPipeline:
             answer.translation_s = time.perf_counter() - begun
         answer.seconds = time.perf_counter() - started
         return answer
+
+
+def _nf4_cpu_generic_kernel(model: Any) -> int:
+    """On CPUs with AVX512-BF16, bitsandbytes (0.46 to 0.50 at least) repacks a 4-bit layer's
+    weights for its fast kernel on first use, reshaping the absmax to (out, in // blocksize):
+    a layer narrower than a block (the stand-ins' 32-wide layers, blocksize 64) fails there
+    with ``shape '[32, 0]' is invalid``. Such layers keep bitsandbytes' generic CPU path
+    (dequantize, then matmul); the article's 4096-wide layers are unaffected. Returns how many
+    layers were switched."""
+    switched = 0
+    for module in model.modules():
+        state = getattr(getattr(module, "weight", None), "quant_state", None)
+        if not getattr(module, "support_avx512bf16_for_cpu", False) or state is None:
+            continue
+        if module.in_features % state.blocksize:
+            module.support_avx512bf16_for_cpu = False
+            switched += 1
+    return switched
 
 
 def _transformers() -> Any:

@@ -44,8 +44,13 @@ def _bench(args: argparse.Namespace) -> int:
     result = run_bench(settings, compare=args.action == "compare",
                        baseline=args.action == "baseline")  # fmt: skip
     failed = any(lv["client"]["errors"] for p in result["profiles"] for lv in p["levels"])
-    if "baseline" in result and result["baseline"]["original"]["correctness"]["wrong"]:
-        failed = True
+    if "baseline" in result:
+        from babelcap.benchmarks.baseline_compare import wrong_answers
+
+        wrong = wrong_answers(result["baseline"])
+        if wrong:
+            sys.stderr.write(wrong + "\n")
+            failed = True
     return EXIT_FAILED if failed else EXIT_OK
 
 

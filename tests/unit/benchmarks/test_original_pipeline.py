@@ -4,14 +4,23 @@ machine cannot run them, and the attention choice."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
+from types import SimpleNamespace
 
 import pytest
 from PIL import Image
 
-from babelcap.benchmarks.baseline_compare import answer_correct, baseline_config
-from babelcap.benchmarks.bench import BenchSettings
+from babelcap.benchmarks.baseline_compare import (
+    answer_correct,
+    baseline_config,
+    baseline_media,
+    compare,
+    run_original,
+    wrong_answers,
+)
+from babelcap.benchmarks.bench import BenchSettings, _answers
 from babelcap.benchmarks.original_pipeline import (
     OriginalPipeline,
     PipelineConfig,
@@ -19,6 +28,7 @@ from babelcap.benchmarks.original_pipeline import (
     load_options,
     nf4_config,
 )
+from babelcap.benchmarks.report import markdown, table
 from babelcap.benchmarks.workload import Workload, synthetic_colours
 from babelcap.core.artifacts import STAND_IN_COLOURS, stand_in
 from babelcap.core.errors import ConfigurationError
@@ -97,10 +107,13 @@ def test_nf4_says_what_is_missing():
         return
     config = nf4_config()
     assert config.load_in_4bit and config.bnb_4bit_quant_type == "nf4"
-    assert config.bnb_4bit_compute_dtype == torch.bfloat16
-    if not torch.cuda.is_available():
-        with pytest.raises(ConfigurationError, match="needs a CUDA GPU"):
+    assert config.bnb_4bit_use_double_quant and config.bnb_4bit_compute_dtype == torch.bfloat16
+    if importlib.util.find_spec("accelerate") is None:
+        with pytest.raises(ConfigurationError, match="needs accelerate"):
             load_options("nf4", "cpu", stand_in("mllama"))
+    elif not torch.cuda.is_available():
+        with pytest.raises(ConfigurationError, match="torch sees no CUDA GPU"):
+            load_options("nf4", "cuda", stand_in("mllama"))
 
 
 def test_fp8_needs_a_compressed_tensors_checkpoint(tmp_path):
@@ -116,6 +129,10 @@ def test_fp8_needs_a_compressed_tensors_checkpoint(tmp_path):
         load_options("fp8", "cpu", folder)
     config["quantization_config"] = {"quant_method": "compressed-tensors"}
     (folder / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    if importlib.util.find_spec("accelerate") is None:
+        with pytest.raises(ConfigurationError, match="needs accelerate"):
+            load_options("fp8", "cuda", folder)
+        return
     assert load_options("fp8", "cuda", folder) == {"torch_dtype": "auto"}
     # A hub id is not read here: transformers reads its quantization_config on load.
     assert load_options("fp8", "cuda", "RedHatAI/Llama-3.2-11B-Vision-Instruct-FP8-dynamic")
@@ -161,3 +178,115 @@ def test_synthetic_colours_name_every_file():
     colours = synthetic_colours(Workload(images=2, videos=1, seed=1))
     assert colours == {"image-0000.jpg": ["green"], "image-0001.jpg": ["blue"],
                        "video-0000.mp4": ["green", "blue", "yellow", "orange"]}  # fmt: skip
+
+
+def _level(answers, concurrency=1):
+    latency = {"p50": 0.5, "p90": 0.6, "count": len(answers)}
+    client = {"assets": len(answers), "errors": 0, "assets_per_min": 120.0,
+              "output_tokens_per_s": 40.0, "asset_latency_s": latency}  # fmt: skip
+    return {"concurrency": concurrency, "rate": None, "client": client, "answers": answers}
+
+
+def _original(texts, folder, attention=("sdpa", "flash_attn is not installed")):
+    per_asset = [{"path": str(folder / name), "kind": kind, "texts": {"description": text},
+                  "seconds": 2.0} for name, (kind, text) in texts.items()]  # fmt: skip
+    latency = {"p50": 2.0, "p90": 2.0, "count": len(texts)}
+    return {"quantization": "fp32", "device": "cpu", "attention": attention[0],
+            "attention_reason": attention[1], "frames_per_video": 4, "load_s": 1.0,
+            "assets": len(texts), "assets_per_min": 30.0, "output_tokens_per_s": 10.0,
+            "asset_latency_s": latency, "per_asset": per_asset}  # fmt: skip
+
+
+SYNTHETIC = {"image-0000.jpg": ["red"], "video-0000.mp4": ["red", "green", "blue", "yellow"]}
+RIGHT = {"image-0000.jpg": ("image", "The image is mostly red."),
+         "video-0000.mp4": ("video", "The video shows red, green, blue, yellow.")}  # fmt: skip
+
+
+def _section(tmp_path, original_texts, babelcap_texts):
+    profile = {"name": "tiny-cpu", "levels": [_level(dict(babelcap_texts))]}
+    return compare(_original(original_texts, tmp_path), profile, SYNTHETIC, tmp_path)
+
+
+def _exit_code(monkeypatch, tmp_path, section):
+    """``babelcap bench baseline``'s exit code for a run whose comparison is ``section``."""
+    import babelcap.benchmarks.bench as bench
+    from babelcap.cli import main
+
+    result = {"profiles": [{"levels": [{"client": {"errors": 0}}]}], "baseline": section}
+    monkeypatch.setattr(bench, "run_bench", lambda settings, compare, baseline: result)
+    return main(["bench", "baseline", "--output-dir", str(tmp_path)])
+
+
+@pytest.mark.parametrize("wrong_side", ["babelcap", "original", None])
+def test_bench_baseline_fails_when_either_side_answers_wrongly(
+    tmp_path, monkeypatch, capsys, wrong_side
+):
+    from babelcap.core.errors import EXIT_FAILED, EXIT_OK
+
+    wrong = {**RIGHT, "image-0000.jpg": ("image", "The image is mostly blue.")}
+    section = _section(tmp_path, wrong if wrong_side == "original" else RIGHT,
+                       wrong if wrong_side == "babelcap" else RIGHT)  # fmt: skip
+    assert section["same_assets"]
+    for side in ("original", "babelcap"):
+        assert section[side]["correctness"]["wrong"] == (
+            ["image-0000.jpg"] if side == wrong_side else []
+        )
+    assert section["both_correct"] is (wrong_side is None)
+    code = _exit_code(monkeypatch, tmp_path, section)
+    if wrong_side is None:
+        assert code == EXIT_OK and wrong_answers(section) is None
+        return
+    assert code == EXIT_FAILED
+    assert f"wrong answers: {wrong_side} image-0000.jpg" in capsys.readouterr().err
+
+
+def test_the_report_says_which_attention_the_original_ran(tmp_path, fake_flash_attn):
+    config = PipelineConfig(stand_in("mllama"), None, None, device="cuda")
+    pipeline = OriginalPipeline(config)  # nothing loaded: the choice is made up front
+    assert (pipeline.attention, pipeline.attention_reason) == (
+        "flash_attention_2", "flash_attn is installed and the models run on CUDA")  # fmt: skip
+    section = _section(tmp_path, RIGHT, RIGHT)
+    section["original"].update(attention=pipeline.attention,
+                               attention_reason=pipeline.attention_reason)  # fmt: skip
+    result = {"profiles": [], "hardware": {"cpu": "x", "cpus_available": 1, "memory_gib": 1,
+              "gpu": None}, "versions": {}, "timestamp": "t", "workload_summary": "w",
+              "baseline": section}  # fmt: skip
+    summary = markdown(result)
+    assert "original (fp32, flash_attention_2, cpu, one at a time)" in summary
+    assert ("attention flash_attention_2 (flash_attn is installed and the models run on CUDA)"
+            in summary)  # fmt: skip
+    assert "flash_attention_2" in table(result)
+
+
+def test_your_media_in_subfolders_goes_to_both_sides_unchecked(tmp_path):
+    """``--media DIR``: babelcap's answers are keyed by path under DIR, the original pipeline
+    gets exactly those files (subfolders and same-named files included), and with nothing to
+    check against, neither side can be wrong, so the run does not fail on answers."""
+    media = tmp_path / "mine"
+    colours = {"a/photo.jpg": "red", "b/photo.jpg": "blue", "b/c/deep.png": "green"}
+    for name, colour in colours.items():
+        (media / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (320, 240), STAND_IN_COLOURS[colour]).save(media / name)
+    (media / "notes.txt").write_text("not media", encoding="utf-8")
+    # what babelcap's level recorded for each asset it captioned (client/runner's metrics)
+    assets = [SimpleNamespace(path=str(media / name), kind="image",
+                              tasks={"description": SimpleNamespace(text=f"mostly {colour}")})
+              for name, colour in colours.items()]  # fmt: skip
+    answers = _answers(SimpleNamespace(assets=assets), media)
+    assert sorted(answers) == ["a/photo.jpg", "b/c/deep.png", "b/photo.jpg"]
+    paths = baseline_media(media, list(answers))
+    assert paths == [media / "a/photo.jpg", media / "b/c/deep.png", media / "b/photo.jpg"]
+    with pytest.raises(ConfigurationError, match="cannot find"):
+        baseline_media(media, ["a/gone.jpg"])
+    config = PipelineConfig(stand_in("mllama"), None, None, frames=4)
+    original = run_original(config, paths, warmup=0)
+    assert original["attention"] == "sdpa" and original["attention_reason"]
+    said = {a["path"]: a["texts"]["description"] for a in original["per_asset"]}
+    for name, colour in colours.items():
+        assert answer_correct("image", said[str(media / name)], [colour]), said
+    section = compare(original, {"name": "tiny-cpu", "levels": [_level(answers)]}, None, media)
+    assert section["same_assets"] and section["assets"] == sorted(colours)
+    unchecked = {"checked": 0, "correct": None, "all_correct": None, "wrong": []}
+    assert section["original"]["correctness"] == unchecked
+    assert section["babelcap"]["correctness"] == unchecked
+    assert not section["both_correct"] and wrong_answers(section) is None
