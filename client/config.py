@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
@@ -45,7 +45,11 @@ class CaptionSettings(BaseSettings):
         description="extra prompt files or folders (*.toml); a task there can be named",
         json_schema_extra=REPEATABLE,
     )
-    output: Path = Field(Path("results.jsonl"), description="JSONL results file")
+    output: str = Field(
+        "results.jsonl",
+        description="JSONL results file; or a folder or prefix of shards: a URI (s3://bucket/out, "
+        "gs://...), a folder, or a name ending in / (--engine ray always writes shards)",
+    )
     resume: bool = Field(
         False, description="keep finished assets of an earlier run with the same settings; redo "
         "failed ones"
@@ -89,11 +93,35 @@ class CaptionSettings(BaseSettings):
     include_hidden: bool = Field(False, description="also caption hidden files and folders")
     files_from: Path | None = Field(None, description="read more paths from this file, one a line")
     quiet: bool = Field(False, description="no progress output, only the final summary")
+    engine: Literal["local", "ray"] = Field(
+        "local",
+        description="local: this process and its decoding workers; ray: a Ray Data pipeline "
+        "(decoding as CPU tasks on every node, requests from async actors; needs babelcap[ray])",
+    )
+    ray_address: str | None = Field(
+        None,
+        description="--engine ray: the Ray cluster to join (auto, host:port or ray://host:10001; "
+        "default: RAY_ADDRESS, else start a local Ray for this run)",
+    )
+    ray_cpus: int | None = Field(
+        None, ge=1, le=4096,
+        description="--engine ray with a local Ray: logical CPUs it gets (default: twice the "
+        "cores, at least 4: request actors sleep on the network)",
+    )  # fmt: skip
+    shard_records: int = Field(
+        500, ge=1, le=1_000_000,
+        description="sharded output: records per shard (a shard is also written every 30 s)",
+    )  # fmt: skip
 
     @field_validator("server", "tasks", "languages", "translate", "prompts", mode="before")
     @classmethod
     def _comma_lists(cls, value: Any) -> Any:
         return split_list(value)
+
+    @field_validator("output", mode="before")
+    @classmethod
+    def _output(cls, value: Any) -> Any:
+        return os.fspath(value) if isinstance(value, os.PathLike) else value
 
     @field_validator("server")
     @classmethod

@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from babelcap.client.storage import RemoteObject, is_uri, list_objects, local_path, storage_error
+
 __all__ = ["HEAD_BYTES", "Found", "Walk", "open_regular", "read_file_list", "sniff"]
 
 log = logging.getLogger(__name__)
@@ -168,9 +170,9 @@ def _read_head(fd: int, limit: int) -> bytes:
 
 @dataclass(frozen=True)
 class Found:
-    """One walked file: a media kind, or an error to record for it."""
+    """One walked file or object: a media kind, or an error to record for it."""
 
-    path: Path
+    path: Path | RemoteObject
     kind: Kind | None
     error: str | None = None
 
@@ -188,6 +190,11 @@ class Walk:
         seen_dirs: set[tuple[int, ...]] = set()
         for source in self.sources:
             text = str(source)
+            if isinstance(source, str) and is_uri(text):
+                if (local := local_path(text)) is None:
+                    yield from self._remote(text)
+                    continue
+                text = local
             path = Path(text)
             if path.is_dir():
                 yield from self._walk(path, seen_dirs)
@@ -205,6 +212,29 @@ class Walk:
                     self.skipped["no match"] += 1
             else:
                 yield Found(path, None, f"{path} does not exist; check the path")
+
+    def _remote(self, uri: str) -> Iterator[Found]:
+        """The objects ``uri`` names, kinds from their names (content is checked when read)."""
+        matched = False
+        try:
+            for item in list_objects(uri, include_hidden=self.include_hidden):
+                matched = True
+                suffix = item.suffix
+                if suffix in (".svg", ".svgz"):
+                    yield Found(item, "image", f"{item} is an SVG (vector) image; babelcap "
+                                "captions raster images: convert it first")  # fmt: skip
+                elif suffix in _IMAGE_SUFFIXES:
+                    yield Found(item, "image")
+                elif suffix in _VIDEO_SUFFIXES:
+                    yield Found(item, "video")
+                else:
+                    self.skipped["not media"] += 1
+        except Exception as error:  # the store failed mid-listing: one error record for it
+            yield Found(RemoteObject(uri, 0, ""), None, str(storage_error(uri, error)))
+            return
+        if not matched:
+            log.warning("%s matched no objects", uri)
+            self.skipped["no match"] += 1
 
     def _walk(self, folder: Path, seen: set[tuple[int, ...]]) -> Iterator[Found]:
         try:

@@ -8,14 +8,18 @@ and picks the writer.
 
 from __future__ import annotations
 
+import os
+import tempfile
 import typing
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from babelcap.client.exports.source import Exported, RecordSource
+from babelcap.client.shards import fetch_shards
+from babelcap.client.storage import is_uri, local_path
 from babelcap.core.errors import ConfigurationError
 from babelcap.core.settings import POSITIONAL
 
@@ -34,9 +38,9 @@ class ExportSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="BABELCAP_EXPORT_", extra="forbid")
 
-    results: Path = Field(
+    results: str = Field(
         description="the JSONL file written by babelcap caption, or a folder of result shards "
-        "(every *.jsonl under it)",
+        "(every *.jsonl under it), or a prefix of shards in a bucket (s3://bucket/out)",
         json_schema_extra=POSITIONAL,
     )
     format: Format = Field(description="what to write (see the formats above)")
@@ -74,14 +78,32 @@ class ExportSettings(BaseSettings):
         if self.output is not None or self.format == "captions":
             return self.output
         suffix = _SUFFIXES[self.format]
+        # A bucket's prefix: the file goes to the current folder, named after the prefix.
+        results = Path(self.results.rstrip("/").rsplit("/", 1)[-1]) if self.remote() \
+            else Path(self.results)  # fmt: skip
         if suffix.startswith("."):
-            return self.results.with_suffix(suffix)
-        return self.results.with_name(self.results.stem + suffix)
+            return results.with_suffix(suffix)
+        return results.with_name(results.stem + suffix)
+
+    def remote(self) -> bool:
+        """Whether ``results`` is a prefix in object storage."""
+        return is_uri(self.results) and local_path(self.results) is None
+
+    @field_validator("results", mode="before")
+    @classmethod
+    def _results(cls, value: Any) -> Any:
+        return os.fspath(value) if isinstance(value, os.PathLike) else value
 
 
 def run_export(settings: ExportSettings) -> Exported:
     """Write ``settings.results`` in ``settings.format``."""
-    source = RecordSource(settings.results, settings.media_root)
+    if settings.remote():
+        # The shards are fetched one at a time into a scratch folder, then read as a folder.
+        with tempfile.TemporaryDirectory(prefix="babelcap-export-") as scratch:
+            local = fetch_shards(settings.results, Path(scratch) / "results")
+            update = {"results": str(local), "output": settings.destination()}
+            return run_export(settings.model_copy(update=update))
+    source = RecordSource(Path(settings.results), settings.media_root)
     output = settings.destination()
     fmt = settings.format
     if fmt == "captions":

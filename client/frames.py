@@ -27,6 +27,7 @@ can be read.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import io
 import itertools
 import statistics
@@ -40,6 +41,7 @@ import av
 from av.stream import Disposition
 from PIL import Image
 
+from babelcap.client.storage import RemoteObject, open_object
 from babelcap.core import defaults
 from babelcap.core.errors import MediaDecodeError
 
@@ -58,8 +60,10 @@ class PreparedVideo:
     meta: dict[str, Any]
 
 
-def _open(path: Path) -> av.container.InputContainer:
+def _open(path: Path | RemoteObject, stack: contextlib.ExitStack) -> av.container.InputContainer:
     try:
+        if isinstance(path, RemoteObject):  # ranged reads: the index and the sampled frames
+            return av.open(stack.enter_context(open_object(path)), mode="r")
         return av.open(str(path), mode="r")
     except (av.FFmpegError, UnicodeDecodeError) as error:
         raise MediaDecodeError(
@@ -68,7 +72,9 @@ def _open(path: Path) -> av.container.InputContainer:
         ) from error
 
 
-def _video_stream(container: av.container.InputContainer, path: Path) -> av.VideoStream:
+def _video_stream(
+    container: av.container.InputContainer, path: Path | RemoteObject
+) -> av.VideoStream:
     """The stream FFmpeg would pick, cover art excluded."""
     videos = [s for s in container.streams.video if not s.disposition & Disposition.attached_pic]
     if not videos:
@@ -329,7 +335,7 @@ def _header(
 
 
 def sample_frames(
-    path: Path,
+    path: Path | RemoteObject,
     count: int = defaults.VIDEO_FRAMES,
     *,
     short_side: int = defaults.VIDEO_FRAME_SIZE,
@@ -338,7 +344,7 @@ def sample_frames(
     """``count`` frames of ``path`` sampled uniformly in time, as JPEGs, with metadata."""
     if count < 1:
         raise ValueError("count must be at least 1")
-    with _open(path) as container:
+    with contextlib.ExitStack() as stack, _open(path, stack) as container:
         stream = _video_stream(container, path)
         stream.thread_type = "NONE"  # one thread per worker process is cheaper (measured)
         scan = _scan(container, stream)

@@ -21,11 +21,12 @@ import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from babelcap.client.storage import RemoteObject, open_object
 from babelcap.core import defaults
 from babelcap.core.errors import MediaDecodeError
 
@@ -134,20 +135,31 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 
 def prepare_image(
-    path: Path,
+    path: Path | RemoteObject,
     *,
     tile_size: int = defaults.IMAGE_TILE_SIZE,
     max_tiles: int = defaults.IMAGE_MAX_TILES,
     max_pixels: int = defaults.MAX_PIXELS,
     quality: int = defaults.JPEG_QUALITY,
 ) -> PreparedImage:
-    """Decode ``path`` and return it as a JPEG of the size the image model uses."""
+    """Decode ``path`` (a file or a listed object) and return it as a JPEG of the size the
+    image model uses."""
+    if isinstance(path, RemoteObject):
+        with open_object(path) as handle:
+            return _prepare(handle, path, tile_size, max_tiles, max_pixels, quality)
+    return _prepare(path, path, tile_size, max_tiles, max_pixels, quality)
+
+
+def _prepare(
+    source: Path | IO[bytes], path: Path | RemoteObject, tile_size: int, max_tiles: int,
+    max_pixels: int, quality: int,
+) -> PreparedImage:  # fmt: skip
     try:
         with warnings.catch_warnings():
             # Pillow warns above its limit and refuses above twice it; the header check below
             # is the one that decides, and it names --max-pixels.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image: Image.Image = Image.open(path)
+            image: Image.Image = Image.open(source)
     except Image.DecompressionBombError as error:
         raise MediaDecodeError(
             f"{path}: {error}; raise --max-pixels if the image is genuine"

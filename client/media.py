@@ -19,6 +19,8 @@ from typing import Any
 
 import pebble
 
+from babelcap.client.discover import HEAD_BYTES, sniff
+from babelcap.client.storage import RemoteObject, open_object
 from babelcap.core import defaults
 from babelcap.core.errors import DecodeTimeoutError, MediaDecodeError
 
@@ -49,9 +51,26 @@ def _data_url(mime: str, payloads: list[bytes]) -> str:
     return f"data:{mime};base64," + ",".join(base64.b64encode(p).decode("ascii") for p in payloads)
 
 
-def prepare(kind: str, path: Path, options: MediaOptions) -> Prepared:
+def _check_kind(kind: str, item: RemoteObject) -> None:
+    """A listed object's kind came from its name: its first bytes must agree."""
+    with open_object(item) as handle:
+        head = handle.read(HEAD_BYTES)
+    found = sniff(head, item.suffix)
+    if found != kind:
+        what = f"{found} data" if found else "empty" if not head else "not a known media format"
+        raise MediaDecodeError(
+            f"{item} is named like {kind} media but its content is {what}; rename the object "
+            "or check that it is complete"
+        )
+
+
+def prepare(kind: str, path: Path | RemoteObject, options: MediaOptions) -> Prepared:
     """Decode one asset (in a worker process) into the message part the model takes."""
-    size = path.stat().st_size
+    if isinstance(path, RemoteObject):
+        _check_kind(kind, path)
+        size = path.size
+    else:
+        size = path.stat().st_size
     if kind == "image":
         from PIL import Image
 
@@ -91,33 +110,49 @@ class MediaPool:
         )
         self._pool = pebble.ProcessPool(max_workers=workers, context=context)
 
-    async def prepare(self, kind: str, path: Path, options: MediaOptions) -> Prepared:
+    async def prepare(
+        self, kind: str, path: Path | RemoteObject, options: MediaOptions
+    ) -> Prepared:
         """Prepare ``path`` in a worker; a timeout kills the worker and fails this asset only."""
         future = self._pool.schedule(prepare, args=(kind, path, options), timeout=self.timeout_s)
         try:
             result: Prepared = await asyncio.wrap_future(future)
-        except concurrent.futures.TimeoutError as error:
-            raise DecodeTimeoutError(
+        except Exception as error:
+            raise self._failure(path, error) from error
+        return result
+
+    def prepare_blocking(
+        self, kind: str, path: Path | RemoteObject, options: MediaOptions
+    ) -> Prepared:
+        """:meth:`prepare` for a caller without an event loop (a Ray Data stage)."""
+        future = self._pool.schedule(prepare, args=(kind, path, options), timeout=self.timeout_s)
+        try:
+            result: Prepared = future.result()
+        except Exception as error:
+            raise self._failure(path, error) from error
+        return result
+
+    def _failure(self, path: Path | RemoteObject, error: Exception) -> Exception:
+        """The asset's error for what the worker raised (a timeout, a crash, a decoder error)."""
+        if isinstance(error, concurrent.futures.TimeoutError):
+            return DecodeTimeoutError(
                 f"{path}: decoding took longer than {self.timeout_s:g} s and was stopped; "
                 "raise --decode-timeout-s for very large files"
-            ) from error
-        except pebble.ProcessExpired as error:
-            raise MediaDecodeError(
+            )
+        if isinstance(error, pebble.ProcessExpired):
+            return MediaDecodeError(
                 f"{path}: the decoder crashed (exit code {error.exitcode}); the file is damaged "
                 "or hostile"
-            ) from error
-        except concurrent.futures.process.BrokenProcessPool as error:
-            raise MediaDecodeError(
+            )
+        if isinstance(error, concurrent.futures.process.BrokenProcessPool):
+            return MediaDecodeError(
                 f"{path}: the decoding worker processes could not start ({error}); run babelcap "
                 "from a script or the command line, not from standard input"
-            ) from error
-        except MediaDecodeError:
-            raise
-        except Exception as error:  # anything a decoder library raised: this asset's failure
-            raise MediaDecodeError(
-                f"{path}: cannot decode it: {type(error).__name__}: {error}"
-            ) from error
-        return result
+            )
+        if isinstance(error, MediaDecodeError):
+            return error
+        # anything a decoder library raised: this asset's failure
+        return MediaDecodeError(f"{path}: cannot decode it: {type(error).__name__}: {error}")
 
     def close(self) -> None:
         """Stop the workers (waiting for none)."""

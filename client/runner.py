@@ -20,13 +20,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from babelcap.client.asking import Asker
 from babelcap.client.config import CaptionSettings
 from babelcap.client.discover import Found, Walk, read_file_list
-from babelcap.client.media import MediaPool, Prepared
+from babelcap.client.media import MediaPool
 from babelcap.client.plan import Models, choose_models, select_tasks
 from babelcap.client.progress import Progress, RunStats
 from babelcap.client.records import RecordError, ResultRecord, TaskResult, make_record
 from babelcap.client.requests import Completion, RetryPolicy, ServerPool
+from babelcap.client.shards import ShardLock, ShardStore, is_sharded
+from babelcap.client.storage import check_readable, is_uri, local_path
 from babelcap.client.store import (
     Mode,
     OutputLock,
@@ -36,7 +39,6 @@ from babelcap.client.store import (
     sidecar,
     write_json,
 )
-from babelcap.client.tags import parse_tags
 from babelcap.client.translate import TranslationBatcher
 from babelcap.core.errors import (
     EXIT_FAILED,
@@ -46,7 +48,6 @@ from babelcap.core.errors import (
     ConfigurationError,
     RequestFailedError,
     ServerUnavailableError,
-    TranslationError,
 )
 from babelcap.prompts import TaskPrompt
 
@@ -74,16 +75,6 @@ class Hooks:
     seed: int = 0
 
 
-def _media_variables(meta: dict[str, Any]) -> dict[str, Any]:
-    """What a prompt may say about the media it is asked about."""
-    return {
-        "frames": len(meta.get("sampled_timestamps", [])),
-        "duration": meta.get("duration", 0.0),
-        "width": meta.get("width", 0),
-        "height": meta.get("height", 0),
-    }
-
-
 class _Run:
     def __init__(
         self,
@@ -92,13 +83,14 @@ class _Run:
         models: Models,
         pool: ServerPool,
         media: MediaPool,
-        store: ResultStore,
+        store: ResultStore | ShardStore,
         batcher: TranslationBatcher,
         progress: Progress,
         skipped: Counter[str],
     ) -> None:
         self.settings, self.tasks, self.models = settings, tasks, models
         self.pool, self.media, self.store = pool, media, store
+        self.asker = Asker(settings, tasks, pool, batcher)
         self.batcher, self.progress, self.stats = batcher, progress, progress.stats
         self.skipped = skipped
         self.stop = asyncio.Event()
@@ -169,12 +161,9 @@ class _Run:
             prepared = await self.media.prepare(found.kind, found.path, options)
             timings["prepare_s"] = time.perf_counter() - t0
             meta = prepared.meta
-            await self._ask(found.kind, model, prepared, tasks, completions, timings)
-            t0 = time.perf_counter()
-            translated = await self._translate(str(found.path), tasks)
-            if translated is not None:
-                timings["translation_s"] = time.perf_counter() - t0
-                translations = translated
+            translations = await self.asker.answer(
+                str(found.path), found.kind, model, prepared, tasks, completions, timings
+            )
         except ServerUnavailableError:
             raise
         except (BabelcapError, OSError) as error:
@@ -184,74 +173,6 @@ class _Run:
             str(found.path), found.kind, started=started, error=failure, model=model,
             media=meta, tasks=tasks, translations=translations, hashes=hashes, timings=timings,
         )  # fmt: skip
-
-    async def _ask(
-        self, kind: str, model: str, prepared: Prepared, results: dict[str, TaskResult],
-        completions: dict[str, Completion], timings: dict[str, float],
-    ) -> None:  # fmt: skip
-        """Ask every task at once; each answer goes into ``results`` (and ``completions``), and
-        the first failure is raised once all have finished."""
-        variables = _media_variables(prepared.meta)
-        tasks = [task for task in self.tasks if task.variant(kind) is not None]
-        temperature = {
-            task.task: task.temperature if self.settings.temperature is None
-            else self.settings.temperature
-            for task in tasks
-        }  # fmt: skip
-        t0 = time.perf_counter()
-        answers = await asyncio.gather(
-            *(
-                self.pool.chat(
-                    model,
-                    task.messages(kind, prepared.part, variables),
-                    max_tokens=self.settings.max_tokens or task.max_tokens,
-                    temperature=temperature[task.task],
-                )
-                for task in tasks
-            ),
-            return_exceptions=True,
-        )
-        timings["inference_s"] = time.perf_counter() - t0
-        failure: BaseException | None = None
-        for task, answer in zip(tasks, answers, strict=True):
-            if isinstance(answer, Completion):
-                results[task.task] = TaskResult(
-                    text=answer.text.strip(),
-                    prompt_tokens=answer.prompt_tokens,
-                    completion_tokens=answer.completion_tokens,
-                    ttft_s=round(answer.ttft_s, 4),
-                    latency_s=round(answer.latency_s, 4),
-                    finish_reason=answer.finish_reason,
-                    temperature=temperature[task.task],
-                    attempts=answer.attempts if answer.attempts > 1 else None,
-                    tags=parse_tags(answer.text) if task.output == "tags" else None,
-                )
-                completions[task.task] = answer
-            elif isinstance(answer, ServerUnavailableError):
-                raise answer
-            elif isinstance(answer, BabelcapError):
-                failure = failure or answer
-            else:
-                raise answer
-        if failure is not None:
-            raise failure
-
-    async def _translate(
-        self, path: str, results: dict[str, TaskResult]
-    ) -> dict[str, dict[str, str]] | None:
-        """{language: {task: text}} of the tasks chosen for translation (None: nothing to
-        translate)."""
-        names = [n for n in self.settings.translate if n in results]
-        texts = [results[n].text for n in names]
-        if not texts or not self.batcher.languages:
-            return None
-        try:
-            outputs = await self.batcher.translate(texts)
-        except RequestFailedError as error:
-            raise TranslationError(f"{path}: translation failed: {error}") from error
-        return {
-            language: dict(zip(names, values, strict=True)) for language, values in outputs.items()
-        }
 
 
 def _sources(settings: CaptionSettings, paths: list[str]) -> Iterator[str]:
@@ -326,27 +247,58 @@ async def caption(
     _check_inputs(settings, paths)
     tasks = select_tasks(settings)
     mode: Mode = "resume" if settings.resume else "overwrite" if settings.overwrite else "new"
-    with OutputLock(settings.output):
-        store = ResultStore(settings.output, mode=mode)
+    if settings.engine == "ray" or is_sharded(settings.output):
+        if settings.engine == "ray" and not is_sharded(settings.output):
+            raise ConfigurationError(
+                f"--output {settings.output}: --engine ray writes shards; give a folder "
+                "(results/) or a prefix (s3://bucket/results)"
+            )
+        _check_sources(settings, paths)
+        shards = ShardStore(settings.output, mode=mode, shard_records=settings.shard_records)
+        shards.check()  # refused now; checked again under the lock
+        if settings.engine == "ray":
+            # Everything that can be refused is, before anything is written: the servers (a
+            # wrong URL or model), then the cluster. Ray runs on this (the main) thread, where
+            # it can install its signal handlers.
+            from babelcap.client.scale.driver import caption_on_ray, start_ray, stop_ray
+
+            plan = await plan_run(settings, tasks)
+            ray_start_s = start_ray(settings)
+            try:
+                with ShardLock(settings.output):
+                    summary, code = caption_on_ray(settings, paths, tasks, shards, plan,
+                                                   ray_start_s)  # fmt: skip
+                    shards.write_summary(summary)
+            finally:
+                stop_ray()
+            return summary, code
+        with ShardLock(settings.output):
+            summary, code = await _caption(settings, paths, hooks, tasks, shards)
+            shards.write_summary(summary)
+        return summary, code
+    output = Path(settings.output)
+    _check_sources(settings, paths)
+    with OutputLock(output):
+        store = ResultStore(output, mode=mode)
         store.check()  # refused now, not after the servers were asked
         summary, code = await _caption(settings, paths, hooks, tasks, store)
-        write_summary(summary, settings.output)
+        write_summary(summary, output)
     return summary, code
+
+
+def _check_sources(settings: CaptionSettings, paths: list[str]) -> None:
+    """Every bucket named on the command line answers a listing now (credentials, endpoint,
+    permissions), in one line each, before anything is written."""
+    for source in paths:
+        if is_uri(source) and local_path(source) is None:
+            check_readable(source)
 
 
 async def _caption(
     settings: CaptionSettings, paths: list[str], hooks: Hooks, tasks: list[TaskPrompt],
-    store: ResultStore,
+    store: ResultStore | ShardStore,
 ) -> tuple[dict[str, Any], int]:  # fmt: skip
-    pool = ServerPool(
-        settings.server,
-        api_key=settings.api_key.get_secret_value() if settings.api_key else None,
-        concurrency=settings.concurrency,
-        request_timeout_s=settings.request_timeout_s,
-        policy=RetryPolicy(
-            max_retries=settings.max_retries, unavailable_timeout_s=settings.unavailable_timeout_s
-        ),
-    )
+    pool = make_pool(settings)
     stats = RunStats()
     progress = Progress(stats, quiet=settings.quiet)
     media: MediaPool | None = None
@@ -355,14 +307,7 @@ async def _caption(
     try:
         models = await choose_models(pool, settings)
         languages = await _validate_languages(pool, settings.languages)
-        fingerprint = {
-            "settings": settings.fingerprint(),
-            "languages": languages,
-            "prompts": [task.fingerprint() for task in tasks],
-            "models": [models.image, models.video],
-            "media": [models.image_options.__dict__, models.video_options.__dict__],
-        }
-        store.settings = settings_hash(fingerprint)
+        store.settings = fingerprint(settings, tasks, models, languages)
         store.open()
         opened = True
         media = MediaPool(settings.media_workers, settings.decode_timeout_s)
@@ -395,6 +340,46 @@ async def _caption(
                              "changed": store.changed}  # fmt: skip
     code = EXIT_UNAVAILABLE if stats.stopped else EXIT_FAILED if stats.errors else EXIT_OK
     return summary, code
+
+
+def fingerprint(
+    settings: CaptionSettings, tasks: list[TaskPrompt], models: Models, languages: list[str]
+) -> str:
+    """The settings hash of a run's records: everything that changes an asset's result."""
+    return settings_hash({
+        "settings": settings.fingerprint(),
+        "languages": languages,
+        "prompts": [task.fingerprint() for task in tasks],
+        "models": [models.image, models.video],
+        "media": [models.image_options.__dict__, models.video_options.__dict__],
+    })  # fmt: skip
+
+
+async def plan_run(
+    settings: CaptionSettings, tasks: list[TaskPrompt]
+) -> tuple[Models, list[str], str]:
+    """Ask the servers for the models and resolve the languages: (models, languages, settings
+    hash); the Ray engine's driver does this once before its pipeline starts."""
+    pool = make_pool(settings)
+    try:
+        models = await choose_models(pool, settings)
+        languages = await _validate_languages(pool, settings.languages)
+    finally:
+        await pool.aclose()
+    return models, languages, fingerprint(settings, tasks, models, languages)
+
+
+def make_pool(settings: CaptionSettings) -> ServerPool:
+    """The request pool over every ``--server``, as the settings say."""
+    return ServerPool(
+        settings.server,
+        api_key=settings.api_key.get_secret_value() if settings.api_key else None,
+        concurrency=settings.concurrency,
+        request_timeout_s=settings.request_timeout_s,
+        policy=RetryPolicy(
+            max_retries=settings.max_retries, unavailable_timeout_s=settings.unavailable_timeout_s
+        ),
+    )
 
 
 def write_summary(summary: dict[str, Any], output: Path) -> Path:

@@ -35,6 +35,7 @@ from pydantic import ValidationError
 
 from babelcap.client.discover import open_regular
 from babelcap.client.records import ResultRecord
+from babelcap.client.storage import RemoteObject
 from babelcap.core.errors import ConfigurationError
 
 __all__ = [
@@ -53,9 +54,12 @@ log = logging.getLogger(__name__)
 Mode = Literal["new", "resume", "overwrite"]
 
 
-def content_hash(path: Path) -> str:
+def content_hash(path: Path | RemoteObject) -> str:
     """BLAKE2b-128 of the file's bytes (a regular file only: see
-    :func:`~babelcap.client.discover.open_regular`)."""
+    :func:`~babelcap.client.discover.open_regular`); for a listed object, its ETag (or
+    generation) and size, known without reading it."""
+    if isinstance(path, RemoteObject):
+        return path.identity
     with os.fdopen(open_regular(path), "rb") as handle:
         return hashlib.file_digest(handle, lambda: hashlib.blake2b(digest_size=16)).hexdigest()
 
@@ -218,7 +222,7 @@ class ResultStore:
                 handle.flush()
                 os.fsync(handle.fileno())
 
-    def is_done(self, path: Path, content: str) -> bool:
+    def is_done(self, path: Path | RemoteObject | str, content: str) -> bool:
         """Whether ``path`` with this content was already finished with these settings."""
         return self.current.get(str(path)) == content
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from babelcap.core.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from babelcap.core.settings import add_arguments, settings_from_args
@@ -17,6 +18,7 @@ def _caption(args: argparse.Namespace) -> int:
     from babelcap.client.config import CaptionSettings
     from babelcap.client.progress import render_summary
     from babelcap.client.runner import caption
+    from babelcap.client.shards import is_sharded
     from babelcap.client.store import sidecar
     from babelcap.core.errors import ServerUnavailableError
 
@@ -32,7 +34,11 @@ def _caption(args: argparse.Namespace) -> int:
             "with --resume to continue\n"
         )
         return EXIT_INTERRUPTED
-    where = sidecar(settings.output, ".summary.json")  # written by caption(), under its lock
+    # written by caption(), under its lock
+    if settings.engine == "ray" or is_sharded(settings.output):
+        where = f"{settings.output.rstrip('/')}/summary.json"
+    else:
+        where = str(sidecar(Path(settings.output), ".summary.json"))
     sys.stdout.write(f"babelcap caption: summary (also in {where})\n{render_summary(summary)}")
     return code
 

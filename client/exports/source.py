@@ -118,10 +118,12 @@ class RecordSource:
         return Path(path.name)
 
     def summary(self) -> dict[str, Any] | None:
-        """The run summary beside a results file (``<file>.summary.json``), if there is one."""
+        """The run summary beside a results file (``<file>.summary.json``) or in a folder of
+        shards (``summary.json``), if there is one."""
         if self.location.is_dir():
-            return None
-        summary = self.location.with_name(self.location.name + ".summary.json")
+            summary = self.location / "summary.json"
+        else:
+            summary = self.location.with_name(self.location.name + ".summary.json")
         if not summary.is_file():
             return None
         try:

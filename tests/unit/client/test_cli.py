@@ -79,6 +79,11 @@ _MISTAKES = [
     (["--image-model", "nope"], "--image-model 'nope'"),
     (["--video-model", "nope"], "--video-model 'nope'"),
     (["--bogus"], "--bogus"),
+    (["--engine", "spark"], "--engine"),
+    (["--engine", "ray"], "--engine ray writes shards"),
+    (["--ray-address", "nohost", "--engine", "ray", "--output", "{tmp}/shards/"], "--ray-address"),
+    (["--ray-cpus", "0"], "--ray-cpus"),
+    (["--shard-records", "0"], "--shard-records"),
 ]
 _NEVER_WRONG = {"api_key", "include_hidden", "quiet", "resume", "overwrite"}  # any value goes
 
