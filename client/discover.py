@@ -25,6 +25,7 @@ import glob
 import io
 import logging
 import os
+import re
 import stat
 import warnings
 from collections import Counter
@@ -216,9 +217,15 @@ class Walk:
     def _remote(self, uri: str) -> Iterator[Found]:
         """The objects ``uri`` names, kinds from their names (content is checked when read)."""
         matched = False
+        magic = re.search(r"[*?[]", uri)
+        base = uri[: uri.rfind("/", 0, magic.start()) + 1] if magic else uri.rstrip("/") + "/"
         try:
-            for item in list_objects(uri, include_hidden=self.include_hidden):
+            for item in list_objects(uri, include_hidden=True):
                 matched = True
+                rest = item.uri[len(base) :] if item.uri.startswith(base) else item.name
+                if not self.include_hidden and any(p.startswith(".") for p in rest.split("/")):
+                    self.skipped["hidden"] += 1
+                    continue
                 suffix = item.suffix
                 if suffix in (".svg", ".svgz"):
                     yield Found(item, "image", f"{item} is an SVG (vector) image; babelcap "

@@ -151,6 +151,9 @@ class MediaPool:
             )
         if isinstance(error, MediaDecodeError):
             return error
+        if isinstance(error, OSError) and isinstance(path, RemoteObject):
+            # the store failed mid-read (the object changed, a connection dropped)
+            return MediaDecodeError(f"{path}: cannot read it from the store: {error}")
         # anything a decoder library raised: this asset's failure
         return MediaDecodeError(f"{path}: cannot decode it: {type(error).__name__}: {error}")
 

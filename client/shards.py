@@ -21,6 +21,7 @@ it would never redo a failed asset, and it ties the output to Ray: both engines 
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import json
 import logging
 import os
@@ -80,11 +81,12 @@ class Location:
         """The shard names, sorted."""
         if self.remote:
             assert self.fs is not None
-            try:
-                found = self.fs.glob(self._path(SHARD_GLOB), refresh=True)
+            try:  # not fs.glob: the prefix itself may hold "[", "*" or "?"
+                found = self.fs.ls(self.root, detail=False, refresh=True)
             except FileNotFoundError:
                 return []
-            return sorted(p.rsplit("/", 1)[-1] for p in found)
+            names = (str(p).rstrip("/").rsplit("/", 1)[-1] for p in found)
+            return sorted(n for n in names if fnmatch.fnmatchcase(n, SHARD_GLOB))
         folder = Path(self.root)
         return sorted(p.name for p in folder.glob(SHARD_GLOB)) if folder.is_dir() else []
 
@@ -127,6 +129,8 @@ class Location:
     def check_writable(self) -> None:
         """Fail now, in one line, when the prefix cannot be reached (nothing is written)."""
         if not self.remote:
+            if Path(self.root).exists() and not Path(self.root).is_dir():
+                raise ConfigurationError(f"{self.uri}: exists and is not a folder")
             parent = Path(self.root)
             while not parent.exists():
                 parent = parent.parent
@@ -139,7 +143,8 @@ class Location:
 def fetch_shards(uri: str, folder: Path) -> Path:
     """Copy the shards (and summary) under ``uri`` into ``folder``, one at a time."""
     location = Location(uri)
-    probe(uri, location.fs, location.root + "/")
+    if location.remote:
+        probe(uri, location.fs, location.root + "/")
     names = location.shards()
     if not names:
         raise ConfigurationError(
@@ -157,7 +162,7 @@ def fetch_shards(uri: str, folder: Path) -> Path:
 def _record_path(line: bytes) -> tuple[str, dict[str, Any]] | None:
     try:
         record = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested past the limit
         return None
     if not isinstance(record, dict) or not isinstance(record.get("path"), str):
         return None
@@ -190,6 +195,7 @@ class ShardStore:
     _stale: dict[str, set[str]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _opened: bool = False
+    _asides: int = 0
 
     def __post_init__(self) -> None:
         self.location = Location(self.output)
@@ -250,7 +256,10 @@ class ShardStore:
         log.info("resume: %d finished assets kept, %d records to redo", self.kept, self.replaced)
 
     def _set_aside(self, shard: str, lines: list[bytes]) -> None:
-        name = f"{_META}/replaced/{shard.removesuffix('.jsonl')}.{self.run}.replaced.jsonl"
+        # Unique per call: compaction and close() may both set lines aside from one shard.
+        self._asides += 1
+        stem = f"{shard.removesuffix('.jsonl')}.{self.run}-{self._asides}"
+        name = f"{_META}/replaced/{stem}.replaced.jsonl"
         self.location.write(name, b"".join(lines))
 
     def is_done(self, path: Path | RemoteObject | str, content: str) -> bool:
@@ -357,7 +366,10 @@ class ShardLock:
         if self._thread is not None:
             self._thread.join(timeout=5)
         with contextlib.suppress(Exception):
-            self.location.remove(f"{_META}/lock.json")
+            data = self.location.read(f"{_META}/lock.json")
+            # Not a lock another job took over (after this one's heartbeat went stale).
+            if data is not None and json.loads(data).get("token") == self.token:
+                self.location.remove(f"{_META}/lock.json")
 
 
 def _alive(pid: int) -> bool:

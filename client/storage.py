@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
-from babelcap.core.errors import ConfigurationError
+from babelcap.core.errors import ConfigurationError, MediaDecodeError
 
 __all__ = [
     "RemoteObject",
@@ -93,10 +93,11 @@ def filesystem(uri: str) -> tuple[Any, str]:
     or an unknown protocol is a :class:`ConfigurationError` naming the fix."""
     import fsspec.core
 
-    scheme = uri.split("://", 1)[0].lower()
+    typed = uri.split("://", 1)[0]
+    scheme = typed.lower()
     try:
-        found: tuple[Any, str] = fsspec.core.url_to_fs(uri)
-        return found
+        # "S3://" is "s3://": fsspec knows its protocols in lower case only.
+        found: tuple[Any, str] = fsspec.core.url_to_fs(scheme + uri[len(typed) :])
     except ImportError as error:
         package = _PACKAGES.get(scheme, f"the fsspec package for {scheme}://")
         raise ConfigurationError(
@@ -105,6 +106,10 @@ def filesystem(uri: str) -> tuple[Any, str]:
         ) from error
     except ValueError as error:
         raise ConfigurationError(f"{uri}: {error}; give s3://, gs:// or file:// URIs") from error
+    if scheme in _PACKAGES and not found[1].split("/", 1)[0]:
+        # "s3://" or "s3:///x": botocore would answer with a multi-line regex.
+        raise ConfigurationError(f"{uri}: no bucket named; give {scheme}://BUCKET/PREFIX")
+    return found
 
 
 def storage_error(uri: str, error: BaseException) -> ConfigurationError:
@@ -136,7 +141,7 @@ def storage_error(uri: str, error: BaseException) -> ConfigurationError:
     return ConfigurationError(f"{uri}: {why}")
 
 
-def _split_glob(path: str) -> tuple[str, re.Pattern[str] | None]:
+def _split_glob(path: str, uri: str) -> tuple[str, re.Pattern[str] | None]:
     """The prefix to list and the pattern its keys must match (None: every key)."""
     if not _MAGIC.search(path):
         return path, None
@@ -144,6 +149,10 @@ def _split_glob(path: str) -> tuple[str, re.Pattern[str] | None]:
 
     parts = path.split("/")
     first = next(i for i, part in enumerate(parts) if _MAGIC.search(part))
+    if first == 0:
+        raise ConfigurationError(
+            f"{uri}: a pattern in the bucket name is not supported; name one bucket"
+        )
     prefix = "/".join(parts[:first])
     return prefix, re.compile(fsspec.utils.glob_translate(path))
 
@@ -199,26 +208,40 @@ def _info(fs: Any, path: str) -> dict[str, Any] | None:
 
 def list_objects(uri: str, *, include_hidden: bool = False) -> Iterator[RemoteObject]:
     """The objects ``uri`` names (an object, a prefix or a glob), streamed page by page;
-    hidden names (a component starting with ``.``) are left out unless ``include_hidden``."""
+    hidden names (a component starting with ``.``) are left out unless ``include_hidden``.
+    A glob that matches nothing is taken literally (``s3://b/[2024]/``: a prefix whose name
+    holds pattern characters), as a shell leaves an unmatched pattern as it is."""
     fs, path = filesystem(uri)
     scheme = uri.split("://", 1)[0]
-    prefix, pattern = _split_glob(path)
-    if pattern is None:
-        info = _info(fs, path)
-        if info is not None and info.get("type") == "file":  # one object, named
-            size = info.get("size", info.get("Size"))
-            yield RemoteObject(f"{scheme}://{path}", int(size or 0), _version(info))
+    prefix, pattern = _split_glob(path, uri)
+    if pattern is not None:
+        matched = False
+        for item in _listed(fs, scheme, prefix, pattern, include_hidden):
+            matched = True
+            yield item
+        if matched:
             return
-        prefix = path.rstrip("/") + "/"  # a folder: not the objects beside it ("ads" != "ads2")
-    listed = prefix
-    for page in _pages(fs, listed):
+    info = _info(fs, path)
+    if info is not None and info.get("type") == "file":  # one object, named
+        size = info.get("size", info.get("Size"))
+        yield RemoteObject(f"{scheme}://{path}", int(size or 0), _version(info))
+        return
+    # A folder: not the objects beside it ("ads" != "ads2").
+    yield from _listed(fs, scheme, path.rstrip("/") + "/", None, include_hidden)
+
+
+def _listed(
+    fs: Any, scheme: str, prefix: str, pattern: re.Pattern[str] | None, include_hidden: bool
+) -> Iterator[RemoteObject]:
+    base = prefix.rstrip("/") + "/"
+    for page in _pages(fs, prefix):
         for entry in page:
-            key = str(entry.get("name") or entry.get("Key", "")).lstrip("/")
-            if not key or key.endswith("/"):
-                continue
+            key = str(entry.get("name") or entry.get("Key", ""))
+            if not key.strip("/") or key.endswith("/"):
+                continue  # a "directory marker" object
             if pattern is not None and not pattern.match(key):
                 continue
-            if not include_hidden and _hidden(key, listed.rstrip("/") + "/"):
+            if not include_hidden and _hidden(key, base):
                 continue
             size = entry.get("size", entry.get("Size"))
             yield RemoteObject(f"{scheme}://{key}", int(size or 0), _version(entry))
@@ -228,7 +251,7 @@ def check_readable(uri: str) -> None:
     """Fail now, in one line, when ``uri``'s store cannot be listed (credentials, permissions,
     endpoint, bucket)."""
     fs, path = filesystem(uri)
-    prefix, _ = _split_glob(path)
+    prefix, _ = _split_glob(path, uri)
     probe(uri, fs, prefix)
 
 
@@ -247,4 +270,15 @@ def open_object(item: RemoteObject) -> IO[bytes]:
     was opened (it checks the ETag on every ranged read)."""
     fs, path = filesystem(item.uri)
     handle: IO[bytes] = fs.open(path, "rb", block_size=BLOCK_BYTES, cache_type="readahead")
+    # s3fs pins the ETag it sees now, not the one listed: an object overwritten in between
+    # would be read as its new content under the old identity (and its record would be
+    # taken as done on resume). Refuse it: this asset fails, a later run takes the new one.
+    details = getattr(handle, "details", None)
+    now = _version(details) if isinstance(details, dict) else item.version
+    if item.version.startswith("etag:") and now.startswith("etag:") and now != item.version:
+        handle.close()
+        raise MediaDecodeError(
+            f"{item}: the object changed after it was listed ({item.version} then {now}); run "
+            "again to caption its new content"
+        )
     return handle

@@ -353,10 +353,13 @@ def running_ray(
 
 
 @pytest.fixture(scope="session")
-def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster]:
-    """A local Ray head (4 logical CPUs, 128 MiB object store, no dashboard) for the session.
-    Tests run their Ray drivers as subprocesses with ``ray_cluster.child_env(...)``."""
+def ray_cluster(
+    tmp_path_factory: pytest.TempPathFactory, s3_endpoint: S3Endpoint
+) -> Iterator[RayCluster]:
+    """A local Ray head (4 logical CPUs, 128 MiB object store, no dashboard) for the session,
+    its node given the S3 endpoint's environment, as a real cluster's nodes hold their store's
+    credentials. Tests run their Ray drivers as subprocesses with ``ray_cluster.child_env()``."""
     if importlib.util.find_spec("ray") is None:
         pytest.skip("needs Ray Data: pip install -e '.[ray]'")
-    with running_ray(tmp_path_factory.mktemp("ray")) as cluster:
+    with running_ray(tmp_path_factory.mktemp("ray"), env=s3_endpoint.env) as cluster:
         yield cluster

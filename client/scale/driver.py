@@ -199,8 +199,11 @@ def _run(
     seen: set[str] = set()
     first_record: float | None = None
     pipeline_started = time.perf_counter()
+    retries = translations = 0
     try:
         for row in dataset.iter_rows():
+            retries += int(row.get("retries") or 0)
+            translations += int(row.get("translations") or 0)
             if row["skipped"]:
                 skipped.update(json.loads(row["skipped"]))
                 continue
@@ -228,6 +231,8 @@ def _run(
         store.close()
     summary = stats.summary(skipped, settings.output)
     summary["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    summary["retries"] = retries
+    summary["translation_requests"] = translations
     summary["engine"] = {
         "name": "ray",
         "ray_start_s": round(started_ray, 3),

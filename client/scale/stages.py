@@ -141,6 +141,7 @@ class Ask:
         self.settings = settings.model_copy(update={"concurrency": concurrency})
         self.tasks, self.languages, self.settings_hash = tasks, languages, settings_hash
         self._asker: Asker | None = None
+        self._reported = (0, 0)  # the pool's retries and translation requests already reported
 
     def _ready(self) -> Asker:
         # Made on first use, inside the actor's event loop (the pool's client belongs to it).
@@ -160,9 +161,24 @@ class Ask:
 
     async def _one(self, row: dict[str, Any]) -> dict[str, Any]:
         out = {"path": row["path"], "skipped": row["skipped"], "resumed": row["resumed"],
-               "record": row["record"], "stopped": ""}  # fmt: skip
+               "record": row["record"], "stopped": "", "retries": 0, "translations": 0}  # fmt: skip
         if row["record"] or row["resumed"] or row["skipped"] or not row["path"]:
             return out
+        try:
+            await self._answer(row, out)
+        finally:
+            self._count(out)
+        return out
+
+    def _count(self, out: dict[str, Any]) -> None:
+        """What this actor's pool did since its last row (the driver adds them up)."""
+        if self._asker is None:
+            return
+        now = (self._asker.pool.retries, self._asker.batcher.requests)
+        out["retries"], out["translations"] = now[0] - self._reported[0], now[1] - self._reported[1]
+        self._reported = now
+
+    async def _answer(self, row: dict[str, Any], out: dict[str, Any]) -> None:
         started = time.perf_counter() - float(row["prepare_s"])
         meta = json.loads(row["meta"])
         prepared = Prepared(json.loads(row["part"]), meta)
@@ -177,7 +193,7 @@ class Ask:
             )
         except ServerUnavailableError as error:
             out["stopped"] = str(error)
-            return out
+            return
         except BabelcapError as error:
             failure = RecordError(kind=error.kind, message=str(error))
         except Exception as error:  # a bug costs one asset, not the job
@@ -189,4 +205,3 @@ class Ask:
             hashes=(row["identity"], self.settings_hash), timings=timings,
         )  # fmt: skip
         out["record"] = json.dumps(record.to_json(), ensure_ascii=False)
-        return out
