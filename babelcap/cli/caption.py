@@ -45,7 +45,22 @@ def _caption(args: argparse.Namespace) -> int:
 
 def _bench(args: argparse.Namespace) -> int:
     from babelcap.benchmarks.bench import BenchSettings, run_bench
+    from babelcap.benchmarks.scale_out import ScaleOutSettings, run_scale_out, runs_failed
 
+    scale_out = args.action == "scale-out"
+    mine, other = (
+        (ScaleOutSettings, BenchSettings) if scale_out else (BenchSettings, ScaleOutSettings)
+    )
+    foreign = [n for n in other.model_fields if n not in mine.model_fields
+               and getattr(args, n, None) not in (None, [])]  # fmt: skip
+    if foreign:
+        from babelcap.core.errors import ConfigurationError
+
+        flags = ", ".join("--" + n.replace("_", "-") for n in foreign)
+        raise ConfigurationError(f"{flags}: not a flag of bench {args.action}")
+    if scale_out:
+        scaled = run_scale_out(settings_from_args(args, ScaleOutSettings))
+        return EXIT_FAILED if runs_failed(scaled) else EXIT_OK
     settings = settings_from_args(args, BenchSettings)
     result = run_bench(settings, compare=args.action == "compare",
                        baseline=args.action == "baseline")  # fmt: skip
@@ -142,16 +157,25 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
             "fp32/bf16/nf4/fp8, flash_attention_2 or sdpa, NLLB per language) on the same "
             "files, and report both side by side with the ratio and both sides' answers "
             "checked. "
+            "scale-out: babelcap caption (--engines, --scale-engines) over 1, 2, 4 busy "
+            "loopback endpoints of fixed --capacity and --latency-s, then each engine on one "
+            "--profile server, steady-state assets/s side by side; writes scale_out.json and "
+            "scale_out.md to --output-dir (default there: out/bench-scale-out; its flags are "
+            "marked scale-out, and --tasks/--languages/--image-size default to description, "
+            "fra_Latn, 256x192). "
             "Writes bench.json (schema, versions, hardware, redacted config, every figure), "
             "bench.md, throughput.png and latency_cdf.png to --output-dir, and prints a table. "
             "Definitions: docs/benchmarks.md. Flags can be set as BABELCAP_BENCH_<FLAG>."
         ),
     )
-    bench.add_argument("action", nargs="?", choices=["run", "compare", "baseline"],
-                       default="run", help="run (default), compare or baseline")  # fmt: skip
+    bench.add_argument("action", nargs="?",
+                       choices=["run", "compare", "baseline", "scale-out"], default="run",
+                       help="run (default), compare, baseline or scale-out")  # fmt: skip
     from babelcap.benchmarks.bench import BenchSettings
+    from babelcap.benchmarks.scale_out import ScaleOutSettings
 
     add_arguments(bench, BenchSettings)
+    add_arguments(bench, ScaleOutSettings, skip=frozenset(BenchSettings.model_fields))
     bench.set_defaults(handler=_bench)
 
     export = commands.add_parser(
