@@ -250,8 +250,8 @@ async def caption(
     if settings.engine == "ray" or is_sharded(settings.output):
         if settings.engine == "ray" and not is_sharded(settings.output):
             raise ConfigurationError(
-                f"--output {settings.output}: --engine ray writes shards; give a folder "
-                "(results/) or a prefix (s3://bucket/results)"
+                f"--output {settings.output}: --engine ray writes shards into a folder; end the "
+                "name with / (results/) or give a prefix (s3://bucket/results)"
             )
         _check_sources(settings, paths)
         shards = ShardStore(settings.output, mode=mode, shard_records=settings.shard_records)

@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import os
+import signal
 import socket
 import sys
 import threading
@@ -65,6 +66,9 @@ def start_ray(settings: CaptionSettings) -> float:
     started = time.perf_counter()
     for name in ("ray", "ray.data"):  # babelcap's progress and summary say what matters
         logging.getLogger(name).setLevel(logging.ERROR)
+    # Ray's C++ core logs at ERROR that actors' constructor arguments live in the object store
+    # (ray-project/ray#53727), on every run; babelcap reports what fails itself.
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
     quiet = {"log_to_driver": False, "logging_level": logging.WARNING, "configure_logging": True}
     if address is None:
         cpus = settings.ray_cpus or max(4, 2 * (os.cpu_count() or 1))
@@ -89,7 +93,15 @@ def start_ray(settings: CaptionSettings) -> float:
             ) from error
         finally:
             watchdog.cancel()
+    if threading.current_thread() is threading.main_thread():
+        # Ray's core worker dumps a stack trace on SIGTERM; babelcap stops as on Ctrl-C
+        # instead: the buffered records are written, the lock is let go, exit status 130.
+        signal.signal(signal.SIGTERM, _interrupted)
     return time.perf_counter() - started
+
+
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _give_up(address: str) -> None:
