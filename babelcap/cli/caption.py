@@ -130,7 +130,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
             "sampled uniformly in time) to a babelcap server with every task's prompt, "
             "concurrently; parse tags; translate the chosen tasks' text into --languages; and "
             "append one JSON line per asset to --output as each finishes. Bad files become "
-            "error records, never a crash. Every flag can also be set as BABELCAP_<FLAG> "
+            "error records, never a crash. Sources and --output may be bucket URIs (s3://, "
+            "gs://, file://; credentials from the store's standard environment and files), and "
+            "--engine ray runs the same job as a Ray Data pipeline over a Ray cluster "
+            "(docs/scale-out.md). Every flag can also be set as BABELCAP_<FLAG> "
             "(e.g. BABELCAP_CONCURRENCY=32)."
         ),
         epilog=(
@@ -138,7 +141,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
             "3 stopped because no server answered (rerun with --resume), 130 interrupted"
         ),
     )
-    caption.add_argument("paths", nargs="*", help="files, folders or globs ('ads/**/*.mp4')")
+    caption.add_argument(
+        "paths", nargs="*",
+        help="files, folders, globs ('ads/**/*.mp4') or URIs (s3://bucket/ads/, "
+        "'s3://bucket/ads/**/*.jpg')",
+    )  # fmt: skip
     from babelcap.client.config import CaptionSettings
 
     add_arguments(caption, CaptionSettings)
