@@ -29,6 +29,7 @@ import secrets
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -222,17 +223,11 @@ class ShardStore:
     def _compact(self) -> None:
         """Keep one ok record per asset (this run's settings); set the rest aside."""
         for name in self.location.shards():
-            data = self.location.read(name)
-            if data is None:
-                continue
-            keep: list[bytes] = []
-            drop: list[bytes] = []
-            for line in data.splitlines(keepends=True):
+
+            def keeps(line: bytes, name: str = name) -> bool:
                 parsed = _record_path(line)
                 if parsed is None:
-                    if line.strip():
-                        drop.append(line)
-                    continue
+                    return False
                 path, record = parsed
                 ok = (
                     record.get("status") == "ok"
@@ -242,18 +237,33 @@ class ShardStore:
                 )
                 if ok:
                     self.current[path] = (record["content_hash"], name)
-                    keep.append(line if line.endswith(b"\n") else line + b"\n")
-                else:
-                    drop.append(line if line.endswith(b"\n") else line + b"\n")
-            if drop:
-                self._set_aside(name, drop)
-                if keep:
-                    self.location.write(name, b"".join(keep))
-                else:
-                    self.location.remove(name)
-            self.kept += len(keep)
-            self.replaced += len(drop)
+                return ok
+
+            kept, dropped = self._rewrite(name, keeps)
+            self.kept += kept
+            self.replaced += dropped
         log.info("resume: %d finished assets kept, %d records to redo", self.kept, self.replaced)
+
+    def _rewrite(self, shard: str, keeps: Callable[[bytes], bool]) -> tuple[int, int]:
+        """Rewrite ``shard`` (in one step) with only the lines ``keeps`` accepts, after setting
+        the others aside; blank lines go; returns (kept, set aside)."""
+        data = self.location.read(shard)
+        if data is None:
+            return 0, 0
+        keep: list[bytes] = []
+        drop: list[bytes] = []
+        for line in data.splitlines(keepends=True):
+            if not line.strip():
+                continue
+            whole = line if line.endswith(b"\n") else line + b"\n"
+            (keep if keeps(line) else drop).append(whole)
+        if drop:
+            self._set_aside(shard, drop)
+            if keep:
+                self.location.write(shard, b"".join(keep))
+            else:
+                self.location.remove(shard)
+        return len(keep), len(drop)
 
     def _set_aside(self, shard: str, lines: list[bytes]) -> None:
         # Unique per call: compaction and close() may both set lines aside from one shard.
@@ -301,18 +311,12 @@ class ShardStore:
         self.flush()
         self._opened = False
         for shard, paths in self._stale.items():
-            data = self.location.read(shard)
-            if data is None:
-                continue
-            keep: list[bytes] = []
-            drop: list[bytes] = []
-            for line in data.splitlines(keepends=True):
+
+            def current(line: bytes, paths: set[str] = paths) -> bool:
                 parsed = _record_path(line)
-                (drop if parsed is not None and parsed[0] in paths else keep).append(line)
-            if drop:
-                self._set_aside(shard, drop)
-                self.location.write(shard, b"".join(keep)) if keep else self.location.remove(shard)
-                self.changed += len(drop)
+                return parsed is None or parsed[0] not in paths
+
+            self.changed += self._rewrite(shard, current)[1]
 
     def write_summary(self, summary: dict[str, Any]) -> str:
         self.location.write("summary.json", json.dumps(summary, indent=2).encode("utf-8"))
