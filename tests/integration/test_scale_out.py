@@ -245,3 +245,37 @@ def _closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def test_sigterm_stops_the_ray_engine_as_ctrl_c_does_and_keeps_what_was_done(
+    gateway, s3_endpoint: S3Endpoint, ray_cluster: RayCluster
+):
+    base, _ = gateway
+    s3_endpoint.make_bucket("term")
+    colours = list(COLOURS)
+    for index in range(40):
+        s3_endpoint.upload("term", f"in/{index:02d}.jpg", _jpeg(colours[index % 4]))
+    env = s3_endpoint.child_env(ray_cluster.env, {"BABELCAP_API_KEY": KEY})
+    args = ["caption", "s3://term/in", "--engine", "ray", "--server", base, "--output",
+            "s3://term/out", "--concurrency", "4"]  # fmt: skip
+    driver = subprocess.Popen([sys.executable, "-m", "babelcap", *args], env=env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        assert driver.stderr is not None
+        for line in driver.stderr:  # a progress line every 10 s: records have come back
+            if " done (" in line and not line.split(" done (")[0].endswith(" 0"):
+                break
+        driver.send_signal(signal.SIGTERM)
+        _, stderr = driver.communicate(timeout=120)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    assert driver.returncode == 130, stderr
+    assert "rerun with --resume" in stderr and "SIGTERM received" not in stderr  # no stack dump
+    kept = _records(s3_endpoint, "term", "out/")  # the buffer was written, not lost
+    assert 0 < len(kept) < 40
+    assert s3_endpoint.list("term", "out/_babelcap/lock.json") == []  # the lock was let go
+    resumed = _babelcap(env, *args, "--resume", "--quiet")
+    assert resumed.returncode == 0, resumed.stderr
+    counts = Counter(r["path"] for r in _records(s3_endpoint, "term", "out/"))
+    assert len(counts) == 40 and set(counts.values()) == {1}
